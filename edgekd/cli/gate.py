@@ -1,0 +1,132 @@
+"""`edgekd gate`: fail a change that makes a model slower, bigger or hungrier than allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+REPORT_SUFFIX = ".json"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("gate")
+    def gate(
+        candidate: Annotated[Path, typer.Argument(help="candidate: a model file (.onnx, .xml) or a profile report "
+                                                  "(.json)")],
+        baseline: Annotated[Path | None, typer.Option("--baseline", "-b", help="baseline of the same kind (model "
+                                                      "file: both re-measured interleaved; report: compared, "
+                                                      "fingerprints must match)")] = None,
+        device: Annotated[str | None, typer.Option("--device", "-d", help="device profile whose budgets apply")] = None,
+        recipe: Annotated[str | None, typer.Option("--recipe", help="recipe whose budget applies [default: the "
+                                                   "--recipe-report's]")] = None,
+        recipe_report: Annotated[Path | None, typer.Option("--recipe-report", help="report.json of edgekd "
+                                                           "distill-and-export (metric budgets)")] = None,
+        junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
+        summary: Annotated[Path | None, typer.Option("--summary", help="append the markdown table here (e.g. "
+                                                     "$GITHUB_STEP_SUMMARY)")] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="write the verdict JSON here")] = None,
+        sessions_min: Annotated[int, typer.Option("--sessions-min", help="sessions per side at the first look")] = 6,
+        sessions_max: Annotated[int, typer.Option("--sessions-max", help="cap on sessions per side")] = 12,
+        sessions_step: Annotated[int, typer.Option("--sessions-step", help="sessions added per round")] = 2,
+        iterations: Annotated[int, typer.Option("--iterations", help="iterations per session (model files)")] = 30,
+        threads: Annotated[int | None, typer.Option("--threads", "-t", help="intra-op threads (model files)")] = None,
+        inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="NAME=1x3x48x192 for dynamic "
+                                                         "dims (model files)")] = None,
+        threshold: Annotated[float, typer.Option("--threshold", help="slowdown that counts (0.03 = 3%)")] = 0.03,
+        alpha: Annotated[float, typer.Option("--alpha", help="false-alarm rate, spent across looks")] = 0.01,
+        allow_inconclusive: Annotated[bool, typer.Option("--allow-inconclusive", help="INCONCLUSIVE exits 0")] = False,
+        allow_invalid: Annotated[bool, typer.Option("--allow-invalid", help="INVALID exits 0")] = False,
+        update_baseline: Annotated[Path | None, typer.Option("--update-baseline", help="when the gate passes, "
+                                                             "store the candidate's report here as the new "
+                                                             "baseline (with provenance)")] = None,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress")] = False,
+    ) -> None:
+        """Absolute budgets (--device) and/or relative regression (--baseline).
+
+        Exit codes: 0 PASS, 1 FAIL, 2 bad input or environment, 3 INCONCLUSIVE, 4 INVALID."""
+        import json
+
+        from edgekd.errors import EdgekdError
+        from edgekd.gate.outputs import github_annotations, store_baseline, write_outputs
+        from edgekd.gate.regression import RegressionConfig
+        from edgekd.gate.run import budget_checks, compare_reports, remeasure
+        from edgekd.gate.verdict import outcome
+        from edgekd.profile.report import ProfileReport
+
+        if baseline is None and device is None:
+            raise EdgekdError("nothing to check: pass --baseline (regression) and/or --device (budgets)",
+                              hint="e.g. edgekd gate new.onnx --baseline old.onnx --device host-cpu")
+        for flag, p in (("CANDIDATE", candidate), ("--baseline", baseline), ("--recipe-report", recipe_report)):
+            if p is not None and not p.is_file():
+                raise EdgekdError(f"{flag} {str(p)!r}: no such file", hint="check the path")
+        cfg = RegressionConfig(alpha=alpha, threshold=threshold, sessions_min=sessions_min,
+                               sessions_max=sessions_max, sessions_step=sessions_step)
+        pipeline = None
+        if recipe_report is not None:
+            try:
+                pipeline = json.loads(recipe_report.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise EdgekdError(f"--recipe-report {str(recipe_report)!r}: not a JSON file ({exc})",
+                                  hint="pass the report.json of edgekd distill-and-export") from None
+            if not isinstance(pipeline, dict) or "variants" not in pipeline:
+                raise EdgekdError(f"--recipe-report {str(recipe_report)!r}: no 'variants' key: not a pipeline "
+                                  "report", hint="pass the report.json of edgekd distill-and-export")
+        model = candidate.stem.removesuffix(".profile")
+        dev_label = device or ""
+        cand_is_report = candidate.suffix.lower() == REPORT_SUFFIX
+        checks = []
+        cand_rep = None
+        if baseline is not None:
+            base_is_report = baseline.suffix.lower() == REPORT_SUFFIX
+            if cand_is_report != base_is_report:
+                raise EdgekdError(f"CANDIDATE {candidate.name} and --baseline {baseline.name} are of different "
+                                  "kinds (one profile report, one model file)",
+                                  hint="pass two model files (re-measured interleaved, recommended) or two "
+                                       "profile reports")
+            if cand_is_report:
+                cand_rep, base_rep = ProfileReport.load(candidate), ProfileReport.load(baseline)
+                checks += compare_reports(cand_rep, base_rep, cfg, model=model, device=dev_label)
+            else:
+                rc, cand_rep, _ = remeasure(candidate, baseline, cfg, threads=threads, inputs=tuple(inputs or ()),
+                                            iterations=iterations, progress=progress, model=model,
+                                            device=dev_label)
+                checks += rc
+        elif cand_is_report:
+            cand_rep = ProfileReport.load(candidate)
+        else:
+            from edgekd.profile.local import LocalProfileRequest, profile_file
+
+            cand_rep = profile_file(LocalProfileRequest(artifact=candidate, device=device, threads=threads,
+                                                        inputs=tuple(inputs or ()), sessions=sessions_max,
+                                                        iterations=iterations), progress=progress)
+        if device is not None:
+            art = None if cand_is_report else candidate
+            checks += budget_checks(cand_rep, device, recipe, pipeline_report=pipeline, artifact=art, model=model)
+        out = outcome(checks, allow_inconclusive=allow_inconclusive, allow_invalid=allow_invalid)
+        layers = cand_rep.data.get("layers") if cand_rep is not None else None
+        write_outputs(out, junit=junit, summary=summary, json_path=json_out, layers=layers)
+        for line in github_annotations(out):
+            print(line)
+        for c in checks:
+            print(f"{c.verdict:12} {c.name:20} {c.message}")
+        print(f"gate: {out.verdict} (exit {out.exit_code})")
+        if update_baseline is not None:
+            if out.passed and cand_rep is not None:
+                dest = store_baseline(cand_rep, update_baseline, artifact=None if cand_is_report else candidate)
+                print(f"baseline stored: {dest}")
+            else:
+                print(f"--update-baseline {update_baseline}: not stored, the gate did not pass")
+        if out.exit_code:
+            # an EdgekdError subclass carries the exit code through edgekd.cli.main (typer.Exit's code is
+            # lost with standalone_mode=False)
+            from edgekd.errors import GateFailed, GateInconclusive, GateInvalid
+
+            cls = {1: GateFailed, 3: GateInconclusive, 4: GateInvalid}[out.exit_code]
+            bad = [c for c in checks if c.verdict == out.verdict or (out.verdict == "PASS" and c.verdict != "PASS")]
+            raise cls(f"gate {out.verdict}: " + "; ".join(f"{c.name}: {c.message}" for c in bad[:5]),
+                      hint={1: "the candidate is slower/bigger than allowed: see the table above",
+                            3: "add sessions (--sessions-max) or quiet the machine; --allow-inconclusive to accept",
+                            4: "fix the measurement (cooling, clocks, same machine for the baseline); "
+                               "--allow-invalid to accept"}[out.exit_code])

@@ -1,0 +1,95 @@
+"""`edgekd profile ARTIFACT`: trustworthy latency of a model file, here or on boards over SSH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("profile")
+    def profile(
+        artifact: Annotated[Path, typer.Argument(help="model file: .onnx, OpenVINO .xml, TensorRT .engine/.plan")],
+        runtime: Annotated[str | None, typer.Option("--runtime", "-r", help="onnxruntime | openvino | tensorrt | "
+                                                    "torch [default: from the suffix]")] = None,
+        device: Annotated[str | None, typer.Option("--device", "-d", help="device profile: checks the runtime "
+                                                   "and precision, gives the default threads")] = None,
+        precision: Annotated[str, typer.Option("--precision", "-p", help="fp32 | fp16 | bf16 | int8 (inference "
+                                               "precision hint)")] = "fp32",
+        threads: Annotated[int | None, typer.Option("--threads", "-t", help="intra-op threads [default: the "
+                                                    "device's, else the runtime's]")] = None,
+        inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="NAME=1x3x48x192; needed for "
+                                                         "dynamic dims (repeatable)")] = None,
+        sessions: Annotated[int, typer.Option("--sessions", help="measurement sessions")] = 5,
+        iterations: Annotated[int, typer.Option("--iterations", help="iterations per session (raised to "
+                                                "reach --min-duration)")] = 100,
+        warmup_s: Annotated[float, typer.Option("--warmup-s", help="warm-up seconds (and --warmup-iters)")] = 0.5,
+        warmup_iters: Annotated[int, typer.Option("--warmup-iters")] = 10,
+        min_duration_s: Annotated[float, typer.Option("--min-duration-s", help="minimum timed seconds")] = 1.0,
+        provider: Annotated[str | None, typer.Option("--provider", help="ONNX Runtime execution provider")] = None,
+        layers: Annotated[bool, typer.Option("--layers", help="per-layer breakdown (a separate run)")] = False,
+        plots: Annotated[bool, typer.Option("--plots", help="PNG plots beside the report")] = False,
+        markdown: Annotated[bool, typer.Option("--markdown/--no-markdown", help="write REPORT.md")] = True,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="report JSON [default: "
+                                                 "ARTIFACT-STEM.profile.json]")] = None,
+        hosts: Annotated[list[str] | None, typer.Option("--host", help="user@board[:port]: profile there over "
+                                                        "SSH (repeatable: a fleet, concurrently)")] = None,
+        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file [default: "
+                                                         "~/.ssh/known_hosts]")] = None,
+        identity: Annotated[Path | None, typer.Option("--identity", help="SSH private key file")] = None,
+        remote_edgekd: Annotated[str, typer.Option("--remote-edgekd", help="edgekd command on the board")] = "edgekd",
+        fail_invalid: Annotated[bool, typer.Option("--fail-invalid", help="exit 4 when the run is invalid "
+                                                   "(throttling, clock drift, too few samples)")] = False,
+        no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    ) -> None:
+        """Measure latency: load and first inference apart, warm-up, interleavable sessions; p50..p99, a 99%
+        upper bound on p90, session medians; device fingerprint and sensors; raw samples with SHA-256.
+
+        Exit codes: 0 done, 2 bad input or environment (missing file, not a model, runtime missing, shape that
+        does not fit, unreachable host, unknown host key), 4 invalid run with --fail-invalid."""
+        from edgekd.cli._common import console
+        from edgekd.profile.local import LocalProfileRequest
+        from edgekd.profile.report import InvalidRunError
+
+        req = LocalProfileRequest(artifact=artifact, runtime=runtime, device=device, precision=precision,
+                                  threads=threads, inputs=tuple(inputs or ()), sessions=sessions,
+                                  iterations=iterations, warmup_s=warmup_s, warmup_iters=warmup_iters,
+                                  min_duration_s=min_duration_s, layers=layers, provider=provider)
+        out_path = out or Path(f"{artifact.stem}.profile.json")
+        if hosts:
+            from edgekd.profile.remote import RemoteOptions, profile_hosts
+
+            results = profile_hosts(hosts, req, out_path, RemoteOptions(
+                known_hosts=known_hosts, identity=identity, edgekd=remote_edgekd, plots=plots, markdown=markdown))
+            invalid = False
+            for host, rep, path in results:
+                _summary(console, rep, f"{host}: {path}")
+                invalid |= not rep.valid
+        else:
+            from edgekd.profile.local import profile_file
+
+            rep = profile_file(req, progress=not no_progress)
+            rep.save(out_path, markdown=markdown, plots=plots)
+            _summary(console, rep, str(out_path))
+            invalid = not rep.valid
+        if invalid and fail_invalid:
+            raise InvalidRunError("--fail-invalid: the run is invalid (see the reasons above)",
+                                  hint="fix the cause (cooling, power, clocks) and profile again")
+
+
+def _summary(console: object, rep: object, where: str) -> None:
+    lat = rep.latency_ms  # type: ignore[attr-defined]
+    res = rep.data["results"]  # type: ignore[attr-defined]
+    ucb = lat["p90_ucb99"]
+    line = (f"p50 {lat['p50']:.4f} ms  p90 {lat['p90']:.4f} ms  p90<= {ucb:.4f} ms (99%)  "
+            if ucb is not None else f"p50 {lat['p50']:.4f} ms  p90 {lat['p90']:.4f} ms  ")
+    line += f"load {res['load_ms']:.1f} ms  first {res['first_inference_ms']:.3f} ms  peak RSS {res['peak_rss_mb']:.0f} MB"
+    print_ = console.print  # type: ignore[attr-defined]
+    print_(line, highlight=False, markup=False)
+    if res.get("noisy"):
+        print_(f"noisy: session medians vary by {res['session_cv']:.1%}", highlight=False, markup=False)
+    if not rep.valid:  # type: ignore[attr-defined]
+        print_("INVALID run: " + "; ".join(rep.invalid_reasons), highlight=False, markup=False)  # type: ignore[attr-defined]
+    print_(f"wrote {where}", highlight=False, markup=False)

@@ -1,0 +1,78 @@
+"""`edgekd quantize`: INT8 (ONNX Runtime or OpenVINO/NNCF) or FP16 of any ONNX model, compared with FP32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("quantize")
+    def quantize_cmd(
+        model: Annotated[Path, typer.Argument(help="the FP32 .onnx model (any model, not only edgekd's)")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="output artifact: .onnx (onnxruntime) or .xml "
+                                          "(openvino IR, .bin beside it)")],
+        runtime: Annotated[str, typer.Option("--runtime", help="onnxruntime | openvino")] = "onnxruntime",
+        precision: Annotated[str, typer.Option("--precision", help="int8 (static) | int8-dynamic (ORT, for "
+                                               "linear-heavy models) | fp16 (GPU runtimes)")] = "int8",
+        method: Annotated[str, typer.Option("--method", help="ORT calibration: minmax | entropy | percentile")]
+        = "minmax",
+        calib: Annotated[Path | None, typer.Option("--calib", help="folder of images or .npy/.npz inputs; "
+                                                   "without it, RANDOM data (accuracy unknown)")] = None,
+        calib_count: Annotated[int, typer.Option("--calib-count", help="at most this many calibration "
+                                                 "files/batches")] = 32,
+        calib_layout: Annotated[str, typer.Option("--calib-layout", help="nchw | nhwc")] = "nchw",
+        calib_size: Annotated[str | None, typer.Option("--calib-size", help="resize images to HxW, e.g. "
+                                                       "640x640 (needed when H/W are dynamic)")] = None,
+        mean: Annotated[list[float] | None, typer.Option("--mean", help="per-channel mean after scaling "
+                                                         "pixels to [0,1] (repeat per channel)")] = None,
+        std: Annotated[list[float] | None, typer.Option("--std", help="per-channel std (repeat per "
+                                                        "channel)")] = None,
+        grayscale: Annotated[bool, typer.Option("--grayscale", help="images as 1 channel (default RGB)")] = False,
+        input_: Annotated[list[str] | None, typer.Option("--input", help="NAME=1x3x48x192: fixes dynamic dims "
+                                                         "for random calibration (repeatable)")] = None,
+        exclude: Annotated[list[str] | None, typer.Option("--exclude", help="node name kept in FP32 "
+                                                          "(repeatable)")] = None,
+        min_sqnr: Annotated[float | None, typer.Option("--min-sqnr", help="accuracy-aware fallback: keep the most "
+                                                       "sensitive layers in FP32 until every output's SQNR vs "
+                                                       "FP32 is at least this many dB")] = None,
+        threads: Annotated[int, typer.Option("--threads", help="threads for the FP32-vs-quantized "
+                                             "comparison")] = 1,
+    ) -> None:
+        """Quantize MODEL for a runtime, then compare its outputs with FP32 (SQNR per output; IoU
+        of thresholded maps for probability maps).
+
+        Exit codes: 0 written, 2 bad input or environment."""
+        from edgekd.cli._common import console, err_console
+        from edgekd.export.iospec import parse_input_shapes
+        from edgekd.quantize.compare import format_agreement
+        from edgekd.quantize.external import parse_hw, quantize_external
+
+        shapes = parse_input_shapes(input_ or [])
+        size = parse_hw(calib_size)
+        if calib is None and precision != "fp16":
+            err_console.print("WARNING: no --calib given: calibrating on RANDOM data. Activation ranges will not "
+                              "match real inputs and the accuracy of the quantized model is UNKNOWN.",
+                              style="bold yellow", highlight=False)
+        rep = quantize_external(model, out, runtime=runtime, precision=precision, method=method, calib=calib,
+                                calib_count=calib_count, calib_size=size, layout=calib_layout,
+                                mean=mean or [0.0], std=std or [1.0], grayscale=grayscale, input_shapes=shapes,
+                                exclude_nodes=exclude or [], threads=threads,
+                                min_sqnr_db=min_sqnr)
+        for note in rep.warnings:
+            err_console.print(f"WARNING: {note}", style="bold yellow", highlight=False)
+        r = rep.result
+        console.print(f"wrote {r.path} ({r.runtime} {r.precision}, {r.method}, {r.seconds:.1f} s, "
+                      f"sha256 {r.sha256[:12]})", highlight=False)
+        if r.precision.startswith("int8"):
+            console.print(f"quantized nodes: {len(r.nodes_quantized)}; compute nodes left in FP32: "
+                          f"{len(r.compute_nodes_fp32)}; calibration batches: {r.calib_batches}", highlight=False)
+        console.print(f"outputs vs FP32 (ONNX Runtime), on {rep.compared_on}:", highlight=False)
+        for line in format_agreement(rep.agreement):
+            console.print(f"  {line}", highlight=False)
+        if rep.random_calibration:
+            console.print("accuracy: UNKNOWN (random calibration): measure the metric on real data before "
+                          "shipping", highlight=False)
+        console.print(f"next: edgekd profile {r.path}", highlight=False)

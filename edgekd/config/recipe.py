@@ -1,0 +1,232 @@
+"""The recipe schema: one YAML file describes a whole distill -> quantize -> export ->
+profile run. Task and loss sections are tagged unions over the registered task and
+loss config classes (``kind:`` selects one), built when the registries are loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from edgekd.config.loading import apply_overrides, read_yaml, register_tags, validate
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TaskConfigBase(Strict):
+    """Base of each task's config (``edgekd/tasks/<name>/config.py``)."""
+
+    kind: str
+
+
+class LossConfigBase(Strict):
+    """Base of each loss's config (``edgekd/distill/losses/<name>.py``)."""
+
+    kind: str
+    weight: float = Field(1.0, ge=0, description="multiplier of this term in the total loss")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear ramp of the weight from 0 over this many epochs")
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    schedule: Literal["cosine", "constant", "onecycle"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    grad_clip: float | None = Field(5.0, gt=0, description="max gradient norm; null disables clipping")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="mixed precision: auto = bf16 on CUDA with bf16 support, off on CPU")
+    early_stopping_patience: int | None = Field(None, ge=1, description="epochs without val improvement")
+    num_workers: int = Field(0, ge=0)
+    checkpoint_every_steps: int = Field(0, ge=0, description="0 = at each epoch end only")
+    log_every_steps: int = Field(20, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for smoke runs")
+
+
+class TeacherConfig(Strict):
+    source: Literal["train", "checkpoint", "analytic"] = "train"
+    checkpoint: Path | None = None
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    cache: bool = Field(True, description="reuse a teacher trained with the same config and data")
+
+    @model_validator(mode="after")
+    def _checkpoint_needed(self) -> TeacherConfig:
+        if self.source == "checkpoint" and self.checkpoint is None:
+            raise ValueError("teacher.source is 'checkpoint' but teacher.checkpoint is not set; "
+                             "give the path of a safetensors file")
+        return self
+
+
+class DistillConfigBase(Strict):
+    task_loss_weight: float = Field(1.0, ge=0, description="weight of the supervised loss on labels")
+    losses: list[LossConfigBase] = Field(default_factory=list)
+    teacher_cache: bool = Field(False, description="cache teacher outputs/features on disk (memory-mapped)")
+    qat: bool = Field(False, description="quantization-aware distillation (fake-quant student)")
+
+
+class ParityConfig(Strict):
+    atol: float = Field(1e-4, gt=0)
+    rtol: float = Field(1e-3, ge=0)
+    samples: int = Field(16, ge=1)
+
+
+class ExportConfig(Strict):
+    formats: list[Literal["onnx", "openvino", "tensorrt"]] = Field(default_factory=lambda: ["onnx"])
+    opset: int = Field(17, ge=11, le=23)
+    exporter: Literal["auto", "dynamo", "torchscript"] = "auto"
+    dynamic_batch: bool = True
+    simplify: bool = True
+    parity: ParityConfig = Field(default_factory=ParityConfig)
+
+
+class CalibrationConfig(Strict):
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    samples: int = Field(256, ge=1)
+    percentile: float = Field(99.99, gt=50, le=100)
+
+
+class QuantizeConfig(Strict):
+    enabled: bool = True
+    runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
+    precision: Literal["int8", "fp16"] = "int8"
+    per_channel: bool = True
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    max_metric_drop: float | None = Field(
+        None, ge=0, description="accuracy-aware fallback keeps sensitive layers in FP32 until within this")
+    relative_tolerance: float = Field(0.10, ge=0, description="allowed relative metric change vs FP32")
+
+
+class ProfileConfig(Strict):
+    enabled: bool = True
+    warmup_s: float = Field(0.5, ge=0)
+    warmup_iters: int = Field(10, ge=0)
+    sessions: int = Field(5, ge=1)
+    iterations: int = Field(100, ge=1)
+    min_duration_s: float = Field(1.0, ge=0)
+    threads: int | None = Field(None, ge=1, description="null = the device's default_threads")
+    batch: int = Field(1, ge=1)
+
+
+class RecipeBase(Strict):
+    """The static part of a recipe. :func:`recipe_model` adds the typed task and loss unions."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    preset: str | None = Field("quick", description="name of an entry in presets applied before --set")
+    presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    task: TaskConfigBase
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    distill: DistillConfigBase = Field(default_factory=DistillConfigBase)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+
+
+def _tagged(classes: list[type[BaseModel]]) -> Any:
+    from edgekd.registry import kind_of
+
+    register_tags(kind_of(c) for c in classes)
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[tuple(classes)], Field(discriminator="kind")]  # noqa: UP007
+
+
+@functools.cache
+def recipe_model() -> type[RecipeBase]:
+    """The recipe model with task and loss unions over everything registered."""
+    from edgekd.distill.losses import LOSSES
+    from edgekd.tasks import TASKS
+
+    loss_union = _tagged(LOSSES.config_classes())
+    task_union = _tagged(TASKS.config_classes())
+    distill_model = create_model(
+        "DistillConfig", __base__=DistillConfigBase,
+        losses=(list[loss_union], Field(default_factory=list)),  # type: ignore[valid-type]
+    )
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "RecipeConfig", __base__=RecipeBase,
+        task=(task_union, ...),
+        distill=(distill_model, Field(default_factory=distill_model)),
+    )
+
+
+def resolve_recipe_path(name_or_path: str | Path, recipes_dir: Path | None = None) -> Path:
+    """A recipe given as a path, or a name looked up in the recipes folder."""
+    from edgekd.errors import UnknownNameError
+    from edgekd.paths import recipes_dir as default_dir
+
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    folder = recipes_dir or default_dir()
+    cand = folder / f"{name_or_path}.yaml"
+    if cand.is_file():
+        return cand
+    known = [f.stem for f in folder.glob("*.yaml")]
+    raise UnknownNameError("recipe", str(name_or_path), known,
+                           hint=f"list recipes with `edgekd recipes`, or pass a path to a YAML file")
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None,
+                preset: str | None = None) -> RecipeBase:
+    """Read, apply the preset and ``--set`` overrides, validate. Every problem is reported at once."""
+    from edgekd.errors import ConfigError
+
+    path = resolve_recipe_path(name_or_path)
+    raw = read_yaml(path)
+    overrides = list(overrides or [])
+    # --set preset=... is honoured too, so the preset is known before it is applied.
+    chosen = preset if preset is not None else _preset_from(raw, overrides)
+    presets = raw.get("presets") or {}
+    if chosen is not None and chosen not in ("", "none"):
+        if not isinstance(presets, dict) or chosen not in presets:
+            from edgekd.errors import UnknownNameError
+            raise UnknownNameError("preset", chosen, list(presets) if isinstance(presets, dict) else [],
+                                   hint=f"presets are defined under 'presets:' in {path}")
+        preset_overrides = presets[chosen] or {}
+        if not isinstance(preset_overrides, dict):
+            raise ConfigError(f"{path}: presets.{chosen} must map dotted keys to values")
+        raw = apply_overrides(raw, [(str(k).split("."), v) for k, v in preset_overrides.items()])
+        raw["preset"] = chosen
+    raw = apply_overrides(raw, overrides)
+    if chosen is None or chosen in ("", "none"):
+        raw["preset"] = None
+    return validate(recipe_model(), raw, str(path))
+
+
+def _preset_from(raw: dict[str, Any], overrides: list[str]) -> str | None:
+    from edgekd.config.loading import parse_override
+
+    chosen = raw.get("preset", "quick" if "quick" in (raw.get("presets") or {}) else None)
+    for ov in overrides:
+        parts, value = parse_override(ov)
+        if parts == ["preset"]:
+            chosen = value
+    return None if chosen is None else str(chosen)
+
+
+def recipe_hash(recipe: BaseModel) -> str:
+    """SHA-256 of the resolved recipe (canonical JSON), for provenance and caches."""
+    import hashlib
+    import json
+
+    blob = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+__all__ = [
+    "CalibrationConfig", "DistillConfigBase", "ExportConfig", "LossConfigBase", "ParityConfig",
+    "ProfileConfig", "QuantizeConfig", "RecipeBase", "Strict", "TaskConfigBase", "TeacherConfig",
+    "TrainConfig", "load_recipe", "read_yaml", "recipe_hash", "recipe_model", "resolve_recipe_path",
+]

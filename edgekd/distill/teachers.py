@@ -1,0 +1,240 @@
+"""Teachers of every kind behind one small interface.
+
+- :class:`ModuleTeacher`: a torch module, frozen (no grads) and in eval mode; its inner
+  features can be tapped by module path.
+- :class:`CallableTeacher`: any Python callable (an analytic controller, a lookup table);
+  it may return a Tensor, a tuple/list of them, or numpy arrays.
+- :class:`EnsembleTeacher`: the weighted average of several teachers' outputs
+  (``sum_k w_k * y_k / sum_k w_k`` per output), e.g. the ensemble teacher of Hinton et al. 2015.
+
+A teacher is called with the model inputs (positional, io order) and returns
+``(outputs tuple, {module path: feature})``. It always runs in full precision without
+autograd, so cached and live teacher outputs are the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.distill.hooks import FeatureTaps, module_paths, probe_all_shapes
+from edgekd.errors import ConfigError
+
+
+def to_tensors(out: Any, device: torch.device | str) -> tuple[torch.Tensor, ...]:
+    """Normalise a model/teacher output (Tensor, numpy, tuple/list of them, scalar) to a tuple of tensors."""
+    items = out if isinstance(out, (tuple, list)) else (out,)
+    result = []
+    for i, item in enumerate(items):
+        if isinstance(item, torch.Tensor):
+            t = item
+        elif isinstance(item, (np.ndarray, np.generic, float, int)):
+            t = torch.as_tensor(np.asarray(item))
+        else:
+            raise ConfigError(
+                f"teacher output {i} is a {type(item).__name__}",
+                hint="a teacher must return a Tensor, a numpy array, or a tuple/list of them",
+            )
+        # Analytic teachers often compute in float64; the student trains in float32.
+        if t.dtype == torch.float64:
+            t = t.float()
+        result.append(t.to(device))
+    return tuple(result)
+
+
+class Teacher:
+    """Interface: ``teacher(inputs) -> (outputs, features)``; ``set_taps``; ``fingerprint``."""
+
+    taps: tuple[str, ...] = ()
+
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def set_taps(self, paths: Sequence[str]) -> None:
+        if paths:
+            raise ConfigError(
+                f"teacher taps {list(paths)} requested, but a {type(self).__name__} has no modules to tap",
+                hint="use a feature loss only with a torch-module teacher, or use an output loss "
+                "(e.g. kind: regression or hinton_kd)",
+            )
+
+    def module_paths(self) -> list[str]:
+        return []
+
+    def probe_shapes(self, inputs: Sequence[torch.Tensor]) -> dict[str, torch.Size]:
+        return {}
+
+    def to(self, device: torch.device | str) -> Teacher:
+        return self
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+
+class ModuleTeacher(Teacher):
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self._taps: FeatureTaps | None = None
+        self.device = _module_device(module)
+
+    def set_taps(self, paths: Sequence[str]) -> None:
+        if self._taps is not None:
+            self._taps.remove()
+        self.taps = tuple(dict.fromkeys(paths))
+        self._taps = FeatureTaps(self.module, self.taps, role="teacher") if self.taps else None
+
+    def module_paths(self) -> list[str]:
+        return module_paths(self.module)
+
+    def to(self, device: torch.device | str) -> ModuleTeacher:
+        self.module.to(device)
+        self.device = torch.device(device)
+        return self
+
+    @torch.no_grad()
+    def probe_shapes(self, inputs: Sequence[torch.Tensor]) -> dict[str, torch.Size]:
+        return probe_all_shapes(self.module, lambda: self.module(*inputs))
+
+    @torch.no_grad()
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        # Someone may have called .train() on the module (e.g. an outer model); keep it frozen.
+        self.module.eval()
+        if self._taps is not None:
+            self._taps.clear()
+        with _full_precision(self.device):
+            out = to_tensors(self.module(*inputs), self.device)
+        feats = self._taps.take() if self._taps is not None else {}
+        return out, feats
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(f"module:{type(self.module).__module__}.{type(self.module).__qualname__}".encode())
+        for name, t in sorted(self.module.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+            h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()
+
+
+class CallableTeacher(Teacher):
+    """An analytic teacher. ``name`` identifies it in the cache key (default: its qualified name)."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, device: torch.device | str = "cpu") -> None:
+        self.fn = fn
+        self.name = name or _qualname(fn)
+        self.device = torch.device(device)
+
+    def to(self, device: torch.device | str) -> CallableTeacher:
+        self.device = torch.device(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        return to_tensors(self.fn(*inputs), self.device), {}
+
+    def fingerprint(self) -> str:
+        fp = getattr(self.fn, "fingerprint", None)
+        extra = str(fp()) if callable(fp) else ""
+        return hashlib.sha256(f"callable:{self.name}:{extra}".encode()).hexdigest()
+
+
+class EnsembleTeacher(Teacher):
+    """Weighted average of several teachers' outputs: ``y = sum_k w_k y_k / sum_k w_k``.
+
+    Every member must return the same number of outputs with the same shapes. Features
+    are not tapped (members' inner layers need not correspond).
+    """
+
+    def __init__(self, teachers: Sequence[Any], weights: Sequence[float] | None = None) -> None:
+        if not teachers:
+            raise ConfigError("EnsembleTeacher(teachers=[]): needs at least one teacher")
+        self.members = [as_teacher(t) for t in teachers]
+        w = [1.0] * len(self.members) if weights is None else [float(x) for x in weights]
+        if len(w) != len(self.members) or any(x < 0 for x in w) or sum(w) <= 0:
+            raise ConfigError(
+                f"EnsembleTeacher weights={list(w)} for {len(self.members)} teachers",
+                hint="give one non-negative weight per teacher, not all zero",
+            )
+        self.weights = [x / sum(w) for x in w]
+
+    def to(self, device: torch.device | str) -> EnsembleTeacher:
+        self.members = [m.to(device) for m in self.members]
+        return self
+
+    @torch.no_grad()
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        total: list[torch.Tensor] | None = None
+        for k, (member, w) in enumerate(zip(self.members, self.weights, strict=True)):
+            outs, _ = member(inputs)
+            if total is None:
+                total = [w * o.float() for o in outs]
+                continue
+            if len(outs) != len(total) or any(o.shape != t.shape for o, t in zip(outs, total, strict=False)):
+                raise ConfigError(
+                    f"ensemble member {k} returns shapes {[tuple(o.shape) for o in outs]}, member 0 "
+                    f"returns {[tuple(t.shape) for t in total]}",
+                    hint="ensemble only teachers with the same outputs",
+                )
+            total = [t + w * o.float() for t, o in zip(total, outs, strict=True)]
+        assert total is not None  # members is non-empty (checked in __init__)
+        return tuple(total), {}
+
+    def fingerprint(self) -> str:
+        parts = [f"{m.fingerprint()}*{w!r}" for m, w in zip(self.members, self.weights, strict=True)]
+        return hashlib.sha256(("ensemble:" + "|".join(parts)).encode()).hexdigest()
+
+
+def as_teacher(teacher: Any) -> Teacher:
+    """Wrap an nn.Module, a callable or a Teacher."""
+    if isinstance(teacher, Teacher):
+        return teacher
+    if isinstance(teacher, nn.Module):
+        return ModuleTeacher(teacher)
+    if callable(teacher):
+        return CallableTeacher(teacher)
+    raise ConfigError(
+        f"teacher of type {type(teacher).__name__} is neither a torch module nor a callable",
+        hint="pass an nn.Module, a function of the model inputs, or an EnsembleTeacher",
+    )
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _qualname(fn: Any) -> str:
+    target = getattr(fn, "func", fn)  # functools.partial
+    mod = getattr(target, "__module__", None) or type(target).__module__
+    qn = getattr(target, "__qualname__", None) or type(target).__qualname__
+    name = f"{mod}.{qn}"
+    if target is not fn:
+        name += f"(args={getattr(fn, 'args', ())!r}, kw={sorted(getattr(fn, 'keywords', {}).items())!r})"
+    elif not inspect.isfunction(fn) and not inspect.ismethod(fn):
+        # A callable object: its attributes are its configuration.
+        state = {k: v for k, v in sorted(vars(fn).items())} if hasattr(fn, "__dict__") else {}
+        name += repr(state)
+    return name
+
+
+class _full_precision:
+    """Disable autocast around the teacher: the teacher is the full-precision reference."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.ctx = torch.autocast(device_type=device.type, enabled=False)
+
+    def __enter__(self) -> None:
+        self.ctx.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.ctx.__exit__(*exc)

@@ -1,0 +1,1 @@
+"""Exporters (ONNX, OpenVINO IR, TensorRT build plans/engines) and parity checks."""

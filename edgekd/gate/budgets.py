@@ -1,0 +1,95 @@
+"""Absolute budgets of ``devices/*.yaml`` ``budgets[recipe]`` (:class:`edgekd.config.device.Budget`).
+
+* latency: the profile report's ``p90_ucb99`` (the 99% upper confidence bound of the p90), not the
+  point p90: a budget should fail only when we are confident it is exceeded... and pass only when we
+  are confident it is met, so the bound is compared, never the noisy point;
+* peak RSS (``results.peak_rss_mb``) and artifact size (``artifact.size_mb`` or the file itself);
+* metric floor/ceiling from a pipeline ``report.json`` (``variants.<variant>.metric``).
+
+Latency and memory measured in an invalid run (throttled, drifting clocks) are INVALID, not FAIL/PASS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekd.config.device import Budget
+from edgekd.errors import EdgekdError
+from edgekd.gate.verdict import Check
+
+#: which pipeline-report variant the metric budget reads for each budget precision
+VARIANT_FOR_PRECISION = {"int8": "onnx_int8", "fp32": "onnx_fp32", "fp16": "onnx_fp32", "bf16": "onnx_fp32"}
+
+
+def _le(name: str, value: float | None, limit: float, unit: str, *, model: str, device: str,
+        invalid: list[str], what: str) -> Check:
+    if value is None:
+        return Check(name, "INVALID", f"{what}: not in the report, cannot check the budget {limit:g} {unit}",
+                     model=model, device=device, limit=limit, unit=unit)
+    if invalid:
+        return Check(name, "INVALID", f"{what} {value:.3g} {unit} measured in an invalid run ("
+                     + "; ".join(invalid) + ")", model=model, device=device, value=value, limit=limit, unit=unit)
+    ok = value <= limit
+    return Check(name, "PASS" if ok else "FAIL",
+                 f"{what} {value:.3g} {unit} {'<=' if ok else '>'} budget {limit:g} {unit}",
+                 model=model, device=device, value=value, limit=limit, unit=unit)
+
+
+def check_budgets(budget: Budget, *, profile: dict[str, Any] | None = None,
+                  pipeline_report: dict[str, Any] | None = None, artifact: str | Path | None = None,
+                  variant: str | None = None, model: str = "", device: str = "") -> list[Check]:
+    """One Check per budget field that is set. ``profile`` is an ``edgekd.profile/1`` dict,
+    ``pipeline_report`` a ``report.json`` of ``edgekd distill-and-export``."""
+    checks: list[Check] = []
+    invalid = [] if profile is None or profile.get("valid", False) else list(
+        profile.get("invalid_reasons") or ["report marked invalid"])
+    results = (profile or {}).get("results", {})
+    if budget.latency_p90_ms is not None:
+        if profile is None:
+            raise EdgekdError(f"the budget sets latency_p90_ms={budget.latency_p90_ms:g} but no profile report "
+                              "was given", hint="pass a profile report (edgekd profile --out report.json)")
+        ucb = (results.get("latency_ms") or {}).get("p90_ucb99")
+        checks.append(_le("latency_p90_ucb99", None if ucb is None else float(ucb), budget.latency_p90_ms, "ms",
+                          model=model, device=device, invalid=invalid, what="p90 latency (99% upper bound)"))
+    if budget.peak_rss_mb is not None and profile is not None:
+        rss = results.get("peak_rss_mb")
+        checks.append(_le("peak_rss_mb", None if rss is None else float(rss), budget.peak_rss_mb, "MB",
+                          model=model, device=device, invalid=invalid, what="peak RSS"))
+    if budget.artifact_mb is not None:
+        size = None
+        if artifact is not None and Path(artifact).is_file():
+            size = Path(artifact).stat().st_size / 1e6
+        elif profile is not None and (profile.get("artifact") or {}).get("size_mb") is not None:
+            size = float(profile["artifact"]["size_mb"])
+        checks.append(_le("artifact_mb", size, budget.artifact_mb, "MB", model=model, device=device,
+                          invalid=[], what="artifact size"))
+    if (budget.metric_min is not None or budget.metric_max is not None) and pipeline_report is not None:
+        checks.append(_metric_check(budget, pipeline_report, variant, model=model, device=device))
+    return checks
+
+
+def _metric_check(budget: Budget, rep: dict[str, Any], variant: str | None, *, model: str, device: str) -> Check:
+    var = variant or VARIANT_FOR_PRECISION[budget.precision]
+    variants = rep.get("variants")
+    if not isinstance(variants, dict) or var not in variants:
+        known = sorted(variants) if isinstance(variants, dict) else []
+        raise EdgekdError(f"--recipe-report: variants.{var} is missing (has: {', '.join(known) or 'no variants'})",
+                          hint="pass the report.json written by `edgekd distill-and-export`")
+    value = variants[var].get("metric")
+    if not isinstance(value, (int, float)):
+        raise EdgekdError(f"--recipe-report: variants.{var}.metric is {value!r}, expected a number",
+                          hint="pass the report.json written by `edgekd distill-and-export`")
+    name = (rep.get("metric") or {}).get("name", "metric")
+    fails = []
+    if budget.metric_min is not None and value < budget.metric_min:
+        fails.append(f"< floor {budget.metric_min:g}")
+    if budget.metric_max is not None and value > budget.metric_max:
+        fails.append(f"> ceiling {budget.metric_max:g}")
+    limit = budget.metric_min if budget.metric_min is not None else budget.metric_max
+    bounds = " and ".join(x for x in (
+        f">= {budget.metric_min:g}" if budget.metric_min is not None else "",
+        f"<= {budget.metric_max:g}" if budget.metric_max is not None else "") if x)
+    msg = f"{name} of {var} = {value:.4g} " + (", ".join(fails) if fails else f"within budget ({bounds})")
+    return Check(f"metric_{name}", "FAIL" if fails else "PASS", msg, model=model, device=device,
+                 value=float(value), limit=limit, unit="")

@@ -1,0 +1,124 @@
+"""Compose a gate: validity, fingerprint, relative regression and absolute budgets into Checks.
+
+* :func:`compare_reports`: two stored profile reports (fingerprints must match, else INVALID);
+* :func:`remeasure`: two model files measured here, interleaved session by session, sequentially
+  (more rounds while the rule says INCONCLUSIVE, up to the cap);
+* :func:`budget_checks`: a profile report against ``devices/<D>.yaml`` ``budgets[recipe]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConfigError, EdgekdError
+from edgekd.gate.regression import RegressionConfig, RegressionResult, evaluate, sequential_gate
+from edgekd.gate.verdict import Check, validity_check
+
+
+def regression_check(res: RegressionResult, *, model: str = "", device: str = "") -> Check:
+    return Check("regression", res.verdict, res.reason, model=model, device=device, value=res.ratio,
+                 limit=1 + res.threshold, unit="x", details=asdict(res))
+
+
+def compare_reports(candidate: Any, baseline: Any, cfg: RegressionConfig, *, model: str = "",
+                    device: str = "") -> list[Check]:
+    """Validity of both, fingerprint match, then the rule replayed on their session medians. When a
+    report is invalid or the fingerprints differ, the regression check itself is INVALID."""
+    from edgekd.profile.fingerprint import fingerprints_match
+
+    checks = [validity_check(candidate.data, model=model, device=device, role="candidate"),
+              validity_check(baseline.data, model=model, device=device, role="baseline")]
+    ok, diffs = fingerprints_match(candidate.data, baseline.data)
+    checks.append(Check("fingerprint", "PASS" if ok else "INVALID",
+                        "device fingerprints match" if ok else
+                        "baseline measured on a different machine or runtime: " + "; ".join(diffs),
+                        model=model, device=device, details={"differences": diffs}))
+    mc, mb = candidate.session_medians_ms, baseline.session_medians_ms
+    if min(len(mc), len(mb)) < 3:
+        checks.append(Check("regression", "INVALID", f"too few sessions: candidate {len(mc)}, baseline {len(mb)}; "
+                            "at least 3 per side are needed (profile with --sessions >= 3)",
+                            model=model, device=device))
+        return checks
+    res = evaluate(mc, mb, cfg)
+    chk = regression_check(res, model=model, device=device)
+    if any(c.verdict == "INVALID" for c in checks):
+        chk.message = f"not judged ({res.verdict} on untrusted data): " + res.reason
+        chk.verdict = "INVALID"
+    checks.append(chk)
+    return checks
+
+
+def remeasure(candidate: Path, baseline: Path, cfg: RegressionConfig, *, runtime: str | None = None,
+              threads: int | None = None, inputs: tuple[str, ...] = (), iterations: int = 30,
+              warmup_s: float = 0.3, min_duration_s: float = 0.0, progress: bool = False,
+              model: str = "", device: str = "") -> tuple[list[Check], Any, Any]:
+    """Measure both model files here, interleaved (A B, B A, ...), adding rounds while INCONCLUSIVE.
+    Returns (checks, candidate report, baseline report)."""
+    from edgekd.export.iospec import parse_input_shapes
+    from edgekd.profile.local import build_feeds, check_artifact, infer_runtime
+    from edgekd.profile.protocol import InterleavedRun, MeasureConfig, ProfileTarget, load_session
+    from edgekd.runtime.base import SessionOptions
+
+    rts = [infer_runtime(Path(p), runtime) for p in (candidate, baseline)]
+    for p, rt in zip((candidate, baseline), rts, strict=True):
+        check_artifact(Path(p), rt)
+    opts = SessionOptions(threads=threads)
+    shapes = parse_input_shapes(list(inputs))
+    specs_c = list(load_session(ProfileTarget(Path(candidate), rts[0], opts, {})).inputs)
+    specs_b = list(load_session(ProfileTarget(Path(baseline), rts[1], opts, {})).inputs)
+    if [(s.name, str(s.dtype)) for s in specs_c] != [(s.name, str(s.dtype)) for s in specs_b]:
+        raise ConfigError(f"CANDIDATE {candidate} and --baseline {baseline} have different inputs "
+                          f"({[s.name for s in specs_c]} vs {[s.name for s in specs_b]}); a regression gate "
+                          "compares two versions of the same model", hint="pass two versions of one model")
+    feeds = build_feeds(specs_c, shapes, str(candidate))
+    mcfg = MeasureConfig(warmup_s=warmup_s, sessions=cfg.sessions_max, iterations=iterations,
+                         min_duration_s=min_duration_s)
+    targets = [ProfileTarget(Path(candidate), rts[0], opts, feeds, label="candidate"),
+               ProfileTarget(Path(baseline), rts[1], opts, feeds, label="baseline")]
+    with InterleavedRun(targets, mcfg, interleave=True, progress=progress) as run:
+        def measure(n_new: int) -> tuple[list[float], list[float]]:
+            k = len(run.states[0].sessions)
+            run.run_rounds(n_new)
+            med = [[float(np.median(s)) for s in st.sessions[k:]] for st in run.states]
+            return med[0], med[1]
+
+        res = sequential_gate(measure, cfg)
+        rep_c, rep_b = run.reports()
+    checks = [validity_check(rep_c.data, model=model, device=device, role="candidate"),
+              validity_check(rep_b.data, model=model, device=device, role="baseline")]
+    chk = regression_check(res, model=model, device=device)
+    if any(c.verdict == "INVALID" for c in checks):
+        chk.message = f"not judged ({res.verdict} on untrusted data): " + res.reason
+        chk.verdict = "INVALID"
+    checks.append(chk)
+    return checks, rep_c, rep_b
+
+
+def budget_checks(report: Any | None, device: str, recipe: str | None, *, pipeline_report: dict[str, Any] | None,
+                  artifact: Path | None = None, model: str = "") -> list[Check]:
+    """Absolute budgets of ``devices/<device>.yaml`` for ``recipe`` (from --recipe, else the pipeline
+    report's ``recipe``)."""
+    from edgekd.config.device import load_device
+    from edgekd.gate.budgets import check_budgets
+
+    dev = load_device(device)
+    name = recipe or (pipeline_report or {}).get("recipe")
+    if not name:
+        raise ConfigError(f"--device {dev.name}: which recipe's budget? none given",
+                          hint="pass --recipe NAME or --recipe-report report.json (its 'recipe' names it); "
+                               f"budgets on this device: {', '.join(sorted(dev.budgets)) or 'none'}")
+    if name not in dev.budgets:
+        from edgekd.errors import UnknownNameError
+
+        raise UnknownNameError(f"recipe budget on device {dev.name}", str(name), dev.budgets,
+                               hint=f"add budgets.{name} to devices/{dev.name}.yaml")
+    if report is not None and report.data.get("device_profile") not in (None, dev.name):
+        raise EdgekdError(f"--device {dev.name}: the report was profiled for device "
+                          f"{report.data['device_profile']!r}", hint="pass the matching --device")
+    return check_budgets(dev.budgets[name], profile=report.data if report is not None else None,
+                         pipeline_report=pipeline_report, artifact=artifact, model=model or str(name),
+                         device=dev.name)

@@ -1,0 +1,45 @@
+"""Capability check, run before anything trains: can this host and the chosen device do
+what the recipe asks (runtime x precision x device, optional runtimes installed)?
+Every problem is collected and reported at once."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from edgekd.config.device import DeviceConfig
+from edgekd.config.recipe import RecipeBase
+from edgekd.errors import ConfigError
+
+
+def check_capabilities(recipe: RecipeBase, device: DeviceConfig) -> list[str]:
+    """Return warnings (things that will be skipped); raise ConfigError for what cannot work."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    q = recipe.quantize
+    if q.enabled and not device.supports(q.runtime, q.precision):
+        supported = "; ".join(f"{r.name}: {', '.join(r.precisions)}" for r in device.runtimes)
+        problems.append(
+            f"quantize.runtime={q.runtime!r} with quantize.precision={q.precision!r} is not supported by device "
+            f"{device.name!r} (it supports {supported}); pick one of those or another --device")
+    if q.enabled and q.runtime == "openvino" and importlib.util.find_spec("openvino") is None:
+        problems.append("quantize.runtime='openvino' needs the openvino extra: pip install 'edgekd[openvino]'")
+    if q.enabled and q.precision == "fp16" and q.runtime == "onnxruntime":
+        warnings.append("fp16 ONNX models run slowly on CPU execution providers; it is meant for GPU targets")
+    for fmt in recipe.export.formats:
+        if fmt == "openvino" and importlib.util.find_spec("openvino") is None:
+            problems.append("export.formats includes 'openvino', which needs: pip install 'edgekd[openvino]'")
+        if fmt == "tensorrt" and not _cuda_available():
+            warnings.append("export.formats includes 'tensorrt' but this host has no CUDA GPU: writing the ONNX "
+                            "model and a build plan; run `edgekd build-engine` on the target to build the engine")
+    if problems:
+        raise ConfigError(f"recipe {recipe.name!r} cannot run on device {device.name!r}", problems)
+    return warnings
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover
+        return False

@@ -1,0 +1,314 @@
+"""``edgekd distill-and-export``: recipe -> teacher -> students -> ONNX -> INT8 -> metrics
+-> latency -> report, manifest and budget verdict. Each stage is one function; this
+module only composes them and records what each produced."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.config.device import DeviceConfig
+from edgekd.config.recipe import RecipeBase, recipe_hash
+from edgekd.fileio import sha256_file, write_json, write_text
+from edgekd.pipeline.evaluate import evaluate_all, model_predict, param_count
+from edgekd.pipeline.manifest import artifact_entry, write_manifest
+from edgekd.pipeline.report import REPORT_SCHEMA, render_markdown
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineResult:
+    out_dir: Path
+    report: dict[str, Any]
+    budget_passed: bool | None  # None when no budget applies (or measured off-device)
+
+
+@dataclass
+class _Recorder:
+    """Stage timings and the provenance list written to the manifest."""
+
+    say: Callable[[str], None]
+    timings: dict[str, float] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str, **info: Any) -> Iterator[dict[str, Any]]:
+        self.say(f"[{name}] ...")
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {"step": name, **info}
+        yield record
+        dt = time.perf_counter() - t0
+        self.timings[name] = round(dt, 2)
+        record["seconds"] = round(dt, 2)
+        self.steps.append(record)
+        self.say(f"[{name}] done in {dt:.1f}s")
+
+
+def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, progress: bool = True,
+                 say: Callable[[str], None] = print) -> PipelineResult:
+    from edgekd.distill.loop import fit
+    from edgekd.pipeline.capability import check_capabilities
+    from edgekd.pipeline.teacher import _val_fn, obtain_teacher
+    from edgekd.tasks import build_task
+    from edgekd.weights import save_module_weights
+
+    warnings = check_capabilities(recipe, device)
+    for w in warnings:
+        say(f"warning: {w}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec = _Recorder(say)
+    rhash = recipe_hash(recipe)
+    t_start = time.perf_counter()
+
+    with rec.stage("data", task=recipe.task.kind):
+        task = build_task(recipe.task, recipe.seed)
+        spec = task.io_spec()
+        train_set = task.dataset("train")
+
+    with rec.stage("teacher") as r:
+        teacher, tinfo = obtain_teacher(recipe, task, out_dir, progress=progress)
+        r.update({k: v for k, v in tinfo.items() if k != "history"})
+
+    val_fn = _val_fn(task)
+    common = dict(train_set=train_set, input_names=spec.input_names, cfg=recipe.train, task_loss=task.task_loss,
+                  val_fn=val_fn, lower_is_better=task.metric.lower_is_better, seed=recipe.seed, progress=progress)
+    with rec.stage("student_alone"):
+        alone = fit(task.build_student(), out_dir=out_dir / "train" / "student_alone", desc="student alone",
+                    **common)  # type: ignore[arg-type]
+        save_module_weights(alone.student, out_dir / "student_alone.safetensors")
+    with rec.stage("student_kd", losses=[lc.kind for lc in recipe.distill.losses]):
+        kd = fit(task.build_student(), teacher=teacher, losses=recipe.distill.losses,
+                 task_loss_weight=recipe.distill.task_loss_weight, out_dir=out_dir / "train" / "student_kd",
+                 desc="student KD", teacher_cache=(out_dir / "train" / "teacher_cache")
+                 if recipe.distill.teacher_cache else None, qat=recipe.distill.qat, **common)  # type: ignore[arg-type]
+        student = kd.student
+        save_module_weights(student, out_dir / "student_kd.safetensors")
+
+    artifacts: list[dict[str, Any]] = []
+    parity: dict[str, Any] = {}
+    onnx_path = out_dir / "student.onnx"
+    with rec.stage("export_onnx") as r:
+        from edgekd.export.onnx import export_onnx
+
+        res = export_onnx(student, spec, onnx_path, opset=recipe.export.opset, exporter=recipe.export.exporter,
+                          dynamic_batch=recipe.export.dynamic_batch, simplify=recipe.export.simplify)
+        r.update(_public(res))
+    with rec.stage("parity_fp32") as r:
+        parity["onnx_fp32"] = _parity(student, onnx_path, task, recipe, exact=True)
+        r.update(parity["onnx_fp32"])
+
+    int8_path = out_dir / "student.int8.onnx"
+    if recipe.quantize.enabled:
+        with rec.stage("quantize_int8", runtime=recipe.quantize.runtime,
+                       method=recipe.quantize.calibration.method) as r:
+            qres = _quantize(onnx_path, int8_path, task, recipe)
+            r.update(qres)
+        with rec.stage("parity_int8") as r:
+            parity["onnx_int8"] = _parity(student, int8_path, task, recipe, exact=False)
+            r.update(parity["onnx_int8"])
+
+    variants: dict[str, dict[str, Any]] = {}
+    with rec.stage("evaluate"):
+        for name, model in (("teacher", teacher), ("student_alone", alone.student), ("student_kd", student)):
+            say(f"  evaluating {name}")
+            variants[name] = {**evaluate_all(task, model_predict(model, task)), "params": param_count(model)}
+        n_params = param_count(student)
+        for name, path in (("onnx_fp32", onnx_path), ("onnx_int8", int8_path)):
+            if not path.exists():
+                continue
+            say(f"  evaluating {name}")
+            variants[name] = {**evaluate_all(task, _ort_predict(path, threads=None)), "params": n_params,
+                              "path": path.name, "sha256": sha256_file(path), "runtime": "onnxruntime",
+                              "precision": "fp32" if name == "onnx_fp32" else "int8",
+                              "bytes": path.stat().st_size}
+
+    profiles: dict[str, Any] = {}
+    if recipe.profile.enabled:
+        with rec.stage("profile") as r:
+            profiles = _profile(student, teacher, task, {"onnx_fp32": onnx_path, "onnx_int8": int8_path},
+                                recipe, device, out_dir, progress)
+            for name, p in profiles.items():
+                if name in variants:
+                    variants[name]["latency_ms"] = {k: p["latency_ms"][k] for k in ("p50", "p90", "p99")}
+            r["artifacts"] = list(profiles)
+
+    summary = _summary(task, variants, profiles)
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "recipe": recipe.name,
+        "recipe_hash": rhash,
+        "preset": recipe.preset,
+        "seed": recipe.seed,
+        "device": device.name,
+        "metric": {"name": task.metric.name, "lower_is_better": task.metric.lower_is_better,
+                   "unit": task.metric.unit},
+        "variants": variants,
+        "summary": summary,
+        "parity": parity,
+        "profiles": profiles,
+        "teacher": {k: v for k, v in tinfo.items() if k != "history"},
+        "training": {"student_alone": alone.history, "student_kd": kd.history},
+        "warnings": warnings,
+    }
+    budget_passed = None
+    with rec.stage("budget"):
+        report["budget"], budget_passed = _budget(report, device, recipe.name, profiles)
+    rec.timings["total"] = round(time.perf_counter() - t_start, 2)
+    report["timings_s"] = rec.timings
+
+    write_json(out_dir / "report.json", report)
+    write_text(out_dir / "report.md", render_markdown(report))
+    for name in ("student.onnx", "student.int8.onnx", "student_kd.safetensors", "student_alone.safetensors",
+                 "teacher.safetensors"):
+        p = out_dir / name
+        if p.exists():
+            v = variants.get({"student.onnx": "onnx_fp32", "student.int8.onnx": "onnx_int8"}.get(name, ""), {})
+            artifacts.append(artifact_entry(p, out_dir, runtime=v.get("runtime", "torch"),
+                                            precision=v.get("precision", "fp32"), metric=v.get("metric")))
+    for name in ("report.json", "report.md"):
+        artifacts.append(artifact_entry(out_dir / name, out_dir))
+    write_manifest(out_dir, recipe_name=recipe.name, recipe_hash=rhash,
+                   recipe_config=recipe.model_dump(mode="json"), device=device.name, steps=rec.steps,
+                   artifacts=artifacts)
+    return PipelineResult(out_dir, report, budget_passed)
+
+
+def _public(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(obj).items()}  # type: ignore[arg-type]
+    return {"result": str(obj)}
+
+
+def _test_feeds(task: Any, n: int) -> list[dict[str, np.ndarray]]:
+    from edgekd.tasks.base import iterate_numpy
+
+    feeds: list[dict[str, np.ndarray]] = []
+    for batch, _ in iterate_numpy(task.dataset("test"), task.io_spec().input_names, batch_size=8):
+        feeds.append(batch)
+        if sum(len(next(iter(f.values()))) for f in feeds) >= n:
+            break
+    return feeds
+
+
+def _ort_predict(path: Path, threads: int | None) -> Any:
+    from edgekd.runtime import SessionOptions, get_runtime
+    from edgekd.runtime.predict import session_predict
+
+    return session_predict(get_runtime("onnxruntime").load(path, SessionOptions(threads=threads)))
+
+
+def _parity(student: Any, path: Path, task: Any, recipe: RecipeBase, *, exact: bool) -> dict[str, Any]:
+    """FP32: strict allclose (raises ParityError). INT8: measured differences, judged by the metric instead."""
+    from edgekd.errors import ParityError
+    from edgekd.export.parity import check_parity
+    from edgekd.tasks.base import torch_predict
+
+    spec = task.io_spec()
+    feeds = _test_feeds(task, recipe.export.parity.samples)
+    kw = dict(output_names=spec.output_names, atol=recipe.export.parity.atol, rtol=recipe.export.parity.rtol,
+              artifact=path.name)
+    try:
+        rep = check_parity(torch_predict(student, spec), _ort_predict(path, threads=None), feeds, **kw)
+    except ParityError as exc:
+        if exact:
+            raise
+        return {"checked": "int8 vs fp32 torch (informative; judged by the metric)",
+                "max_abs_diff": {n: a for n, (a, _) in exc.mismatches.items()}}
+    return _public(rep)
+
+
+def _quantize(onnx_path: Path, int8_path: Path, task: Any, recipe: RecipeBase) -> dict[str, Any]:
+    from edgekd.tasks.base import iterate_numpy
+
+    q = recipe.quantize
+    names = task.io_spec().input_names
+
+    def calib() -> Iterator[dict[str, np.ndarray]]:
+        seen = 0
+        for batch, _ in iterate_numpy(task.dataset("train"), names, batch_size=1):
+            yield batch
+            seen += 1
+            if seen >= q.calibration.samples:
+                return
+
+    if q.runtime == "onnxruntime":
+        from edgekd.quantize.ort_static import quantize_onnx_static
+
+        res = quantize_onnx_static(onnx_path, int8_path, calib(), method=q.calibration.method,
+                                   per_channel=q.per_channel, percentile=q.calibration.percentile)
+    else:
+        from edgekd.quantize.nncf_ov import quantize_openvino
+
+        res = quantize_openvino(onnx_path, int8_path.with_suffix(".xml"), calib(), subset_size=q.calibration.samples)
+    return _public(res)
+
+
+def _profile(student: Any, teacher: Any, task: Any, onnx: dict[str, Path], recipe: RecipeBase,
+             device: DeviceConfig, out_dir: Path, progress: bool) -> dict[str, Any]:
+    """Interleaved sessions of torch eager FP32, ORT FP32 and ORT INT8 (and the teacher) on this machine."""
+    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
+    from edgekd.runtime import SessionOptions
+
+    p = recipe.profile
+    threads = p.threads or device.default_threads
+    spec = task.io_spec()
+    feeds = spec.dummy_inputs({"batch": p.batch}, seed=recipe.seed)
+    opts = SessionOptions(threads=threads)
+    targets: list[tuple[str, Any]] = [("torch_fp32", ProfileTarget.from_module(student, spec, opts, feeds))]
+    if param_count(teacher):
+        targets.append(("teacher_torch_fp32", ProfileTarget.from_module(teacher, spec, opts, feeds)))
+    for name, path in onnx.items():
+        if path.exists():
+            targets.append((name, ProfileTarget(path, "onnxruntime", opts, feeds)))
+    cfg = MeasureConfig(warmup_s=p.warmup_s, warmup_iters=p.warmup_iters, sessions=p.sessions,
+                        iterations=p.iterations, min_duration_s=p.min_duration_s)
+    reports = profile_artifacts([t for _, t in targets], cfg, interleave=True, progress=progress)
+    prof_dir = out_dir / "profile"
+    out: dict[str, Any] = {}
+    for (name, _), rep in zip(targets, reports, strict=True):
+        rep.save(prof_dir / f"{name}.json")
+        d = rep.to_json()
+        res = d["results"]
+        out[name] = {"latency_ms": res["latency_ms"], "session_medians_ms": res["session_medians_ms"],
+                     "peak_rss_mb": res.get("peak_rss_mb"), "valid": d["valid"],
+                     "invalid_reasons": d.get("invalid_reasons", []), "runtime": d["runtime"].get("name"),
+                     "threads": threads, "report": f"profile/{name}.json"}
+    return out
+
+
+def _summary(task: Any, variants: dict[str, Any], profiles: dict[str, Any]) -> dict[str, Any]:
+    lower = task.metric.lower_is_better
+    s: dict[str, Any] = {}
+    m = {k: v.get("metric") for k, v in variants.items()}
+    if m.get("student_alone") is not None and m.get("student_kd") is not None:
+        gain = m["student_alone"] - m["student_kd"] if lower else m["student_kd"] - m["student_alone"]
+        s["distillation_gain"] = gain
+    if m.get("onnx_int8") is not None and m.get("onnx_fp32"):
+        s["int8_relative_change"] = (m["onnx_int8"] - m["onnx_fp32"]) / abs(m["onnx_fp32"])
+    p50 = {k: v["latency_ms"]["p50"] for k, v in profiles.items()}
+    if "torch_fp32" in p50:
+        for k in ("onnx_fp32", "onnx_int8"):
+            if k in p50:
+                s[f"speedup_{k}_vs_torch_fp32"] = p50["torch_fp32"] / p50[k]
+    if "teacher_torch_fp32" in p50 and "torch_fp32" in p50:
+        s["latency_ratio_student_vs_teacher_torch"] = p50["torch_fp32"] / p50["teacher_torch_fp32"]
+    return s
+
+
+def _budget(report: dict[str, Any], device: DeviceConfig, recipe_name: str,
+            profiles: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
+    """Check the device's budget for this recipe. Latency and memory are only judged when they
+    were measured on that device (the host profile); metric and size budgets apply anywhere."""
+    from edgekd.pipeline.budget import check_pipeline_budget
+
+    return check_pipeline_budget(report, device, recipe_name, profiles)

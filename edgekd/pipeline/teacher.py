@@ -1,0 +1,82 @@
+"""Getting the teacher: train it (and cache it by content hash), load a checkpoint, or
+take the task's analytic controller."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from edgekd.config.recipe import RecipeBase
+from edgekd.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def teacher_cache_key(recipe: RecipeBase) -> str:
+    """Everything that determines the trained teacher: task data/model config, teacher training, seed."""
+    import edgekd
+
+    blob = json.dumps({
+        "task": recipe.task.model_dump(mode="json"),
+        "train": recipe.teacher.train.model_dump(mode="json"),
+        "seed": recipe.seed,
+        "edgekd": edgekd.__version__,
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Return (teacher, info). ``info`` says where it came from, for the report and manifest."""
+    from edgekd.weights import load_module_weights, save_module_weights
+    from edgekd.paths import cache_dir
+
+    teacher = task.build_teacher()
+    src = recipe.teacher.source
+    if not isinstance(teacher, nn.Module) or src == "analytic":
+        if isinstance(teacher, nn.Module):
+            raise ConfigError(f"teacher.source='analytic' but task {recipe.task.kind!r} builds a network teacher; "
+                              "use teacher.source: train or checkpoint")
+        return teacher, {"source": "analytic", "kind": type(teacher).__name__}
+    if src == "checkpoint":
+        path = Path(recipe.teacher.checkpoint or "")
+        load_module_weights(teacher, path)
+        return teacher.eval(), {"source": "checkpoint", "path": str(path)}
+
+    key = teacher_cache_key(recipe)
+    cached = cache_dir() / "teachers" / f"{recipe.name}-{key}.safetensors"
+    if recipe.teacher.cache and cached.is_file():
+        load_module_weights(teacher, cached)
+        log.info("teacher: reusing cached %s", cached)
+        info: dict[str, Any] = {"source": "cache", "path": str(cached), "key": key}
+    else:
+        from edgekd.distill.loop import fit
+
+        res = fit(teacher, train_set=task.dataset("train"), input_names=task.io_spec().input_names,
+                  cfg=recipe.teacher.train, task_loss=task.task_loss, val_fn=_val_fn(task),
+                  lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "train" / "teacher",
+                  seed=recipe.seed, progress=progress, desc="teacher")
+        teacher = res.student
+        save_module_weights(teacher, cached)
+        info = {"source": "trained", "path": str(cached), "key": key, "seconds": res.seconds,
+                "history": res.history}
+    save_module_weights(teacher, out_dir / "teacher.safetensors")
+    return teacher.eval(), info
+
+
+def _val_fn(task: Any) -> Any:
+    from edgekd.tasks.base import torch_predict
+
+    spec = task.io_spec()
+
+    def val(model: nn.Module) -> float:
+        was = model.training
+        res = task.evaluate(torch_predict(model, spec), split="val").metric
+        model.train(was)
+        return float(res)
+
+    return val

@@ -1,0 +1,162 @@
+"""Profile one model file on this machine: what ``edgekd profile ARTIFACT`` does (also on a remote board).
+
+Everything is checked before timing starts (file, format, runtime, device, input shapes), and every
+output file is written only at the end, atomically: a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekd.errors import ConfigError, ProfileError
+from edgekd.runtime.base import SessionOptions
+
+SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
+                  ".trt": "tensorrt"}
+
+
+def infer_runtime(artifact: Path, runtime: str | None) -> str:
+    if runtime:
+        from edgekd.errors import UnknownNameError
+        from edgekd.runtime import runtime_names
+
+        if runtime not in runtime_names():
+            raise UnknownNameError("--runtime", runtime, runtime_names())
+        return runtime
+    rt = SUFFIX_RUNTIME.get(artifact.suffix.lower())
+    if rt is None:
+        raise ProfileError(f"ARTIFACT {str(artifact)!r}: cannot tell the runtime from the suffix "
+                           f"{artifact.suffix!r}; known suffixes: {', '.join(sorted(SUFFIX_RUNTIME))}",
+                           hint="pass --runtime onnxruntime|openvino|tensorrt")
+    return rt
+
+
+def check_artifact(artifact: Path, runtime: str) -> None:
+    if not artifact.exists():
+        raise ProfileError(f"ARTIFACT {str(artifact)!r}: no such file", hint="check the path")
+    if not artifact.is_file():
+        raise ProfileError(f"ARTIFACT {str(artifact)!r} is not a file")
+    if runtime == "onnxruntime":
+        import onnx
+
+        try:
+            onnx.load(str(artifact), load_external_data=False)
+        except Exception as exc:
+            raise ProfileError(f"ARTIFACT {str(artifact)!r} is not an ONNX model ({type(exc).__name__}: "
+                               f"{str(exc)[:200]})", hint="pass a .onnx file exported by a framework") from None
+    if runtime == "openvino" and artifact.suffix.lower() == ".xml":
+        head = artifact.read_bytes()[:512].lstrip()
+        if not head.startswith(b"<?xml") and b"<net" not in head:
+            raise ProfileError(f"ARTIFACT {str(artifact)!r} is not an OpenVINO IR (.xml) file")
+        if not artifact.with_suffix(".bin").is_file():
+            raise ProfileError(f"ARTIFACT {str(artifact)!r}: its weights {artifact.with_suffix('.bin').name} "
+                               "are missing", hint="keep the .bin beside the .xml")
+
+
+def build_feeds(specs: Sequence[Any], shapes: Mapping[str, tuple[int, ...]], artifact: str,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of the model's dtypes; dynamic dims must come from ``shapes`` (--input)."""
+    names = [s.name for s in specs]
+    unknown = sorted(set(shapes) - set(names))
+    if unknown:
+        raise ConfigError(f"--input {unknown[0]}=...: the model {artifact} has no input {unknown[0]!r}; "
+                          f"its inputs are {names}")
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    problems = []
+    for s in specs:
+        dims = list(s.shape)
+        dynamic = [i for i, d in enumerate(dims) if not (isinstance(d, int) and d > 0)]
+        if s.name in shapes:
+            want = shapes[s.name]
+            if len(want) != len(dims):
+                problems.append(f"--input {s.name}={'x'.join(map(str, want))}: rank {len(want)}, the model's "
+                                f"input has rank {len(dims)} (dims {dims})")
+                continue
+            bad = [i for i, (w, d) in enumerate(zip(want, dims, strict=True)) if isinstance(d, int) and d > 0 and w != d]
+            if bad:
+                problems.append(f"--input {s.name}={'x'.join(map(str, want))}: dim {bad[0]} must be "
+                                f"{dims[bad[0]]} (the model's dims are {dims})")
+                continue
+            shape = tuple(want)
+        elif dynamic:
+            example = "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims)
+            problems.append(f"input {s.name!r} has dynamic dims {[dims[i] for i in dynamic]} (shape {dims}): "
+                            f"give its shape, e.g. --input {s.name}={example}")
+            continue
+        else:
+            shape = tuple(int(d) for d in dims)
+        dt = np.dtype(s.dtype)
+        if np.issubdtype(dt, np.integer):
+            feeds[s.name] = rng.integers(int(s.low), max(int(s.high), int(s.low) + 1), size=shape).astype(dt)
+        elif dt == np.bool_:
+            feeds[s.name] = rng.random(shape) < 0.5
+        else:
+            feeds[s.name] = rng.random(shape).astype(dt)
+    if problems:
+        raise ProfileError(f"{artifact}: inputs need a shape:\n" + "\n".join(f"  - {p}" for p in problems))
+    return feeds
+
+
+@dataclass
+class LocalProfileRequest:
+    artifact: Path
+    runtime: str | None = None
+    device: str | None = None
+    precision: str = "fp32"
+    threads: int | None = None
+    inputs: Sequence[str] = ()
+    sessions: int = 5
+    iterations: int = 100
+    warmup_s: float = 0.5
+    warmup_iters: int = 10
+    min_duration_s: float = 1.0
+    layers: bool = False
+    provider: str | None = None
+
+
+def profile_file(req: LocalProfileRequest, *, progress: bool = True) -> Any:
+    """Validate, profile (and optionally run the per-layer pass); returns the ProfileReport (unsaved)."""
+    from edgekd.export.iospec import parse_input_shapes
+    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, load_session, profile_artifacts
+
+    artifact = Path(req.artifact)
+    runtime = infer_runtime(artifact, req.runtime)
+    check_artifact(artifact, runtime)
+    shapes = parse_input_shapes(list(req.inputs))
+    cfg = MeasureConfig(warmup_s=req.warmup_s, warmup_iters=req.warmup_iters, sessions=req.sessions,
+                        iterations=req.iterations, min_duration_s=req.min_duration_s)
+    threads = req.threads
+    dev_name = None
+    if req.device:
+        from edgekd.config.device import load_device
+
+        dev = load_device(req.device)
+        dev_name = dev.name
+        if not dev.supports(runtime, req.precision):
+            raise ConfigError(f"--device {dev.name}: runtime {runtime!r} at --precision {req.precision!r} is not "
+                              f"supported; it supports " + "; ".join(f"{r.name} ({', '.join(r.precisions)})"
+                                                                      for r in dev.runtimes))
+        threads = threads or dev.default_threads
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads {threads}: must be >= 1")
+    opts = SessionOptions(threads=threads, precision=req.precision,
+                          providers=(req.provider,) if req.provider else ())
+    probe = ProfileTarget(artifact, runtime, opts, {})
+    # A first load only to read the input specs; the profiler loads again and times that load.
+    specs = list(load_session(probe).inputs)
+    feeds = build_feeds(specs, shapes, str(artifact))
+    [rep] = profile_artifacts([ProfileTarget(artifact, runtime, opts, feeds)], cfg, progress=progress)
+    rep.data["device_profile"] = dev_name
+    if req.layers:
+        from edgekd.profile.layers import layer_breakdown
+
+        lay = layer_breakdown(artifact, runtime, opts, feeds)
+        lay["vs_timed_p50_pct"] = 100.0 * lay["sum_ms"] / rep.p50 if rep.p50 > 0 else None
+        rep.data["layers"] = lay
+    return rep

@@ -1,0 +1,66 @@
+"""The NSER-IBVS student: a small ConvNet that regresses the teacher's normalised commands.
+
+conv 5x5 16 -> max-pool -> conv 5x5 32 -> max-pool -> conv 3x3 64, 128, 256, 512 (each with
+BatchNorm and GELU; a max-pool after each but the last keeps the compute small) -> global
+average pool -> FC 256 -> GELU -> FC 3 -> tanh. At width 1.0 that is 1,714,835 parameters (the
+paper's "about 1.7M"); ``width_mult=0.5`` halves every channel count (429,771).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _block(cin: int, cout: int, k: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.GELU()]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class StudentNet(nn.Module):
+    """``forward(image [B,3,H,W] in [0,1]) -> commands [B,3] in (-1, 1)``."""
+
+    def __init__(self, width_mult: float = 1.0) -> None:
+        super().__init__()
+        ch = [max(4, int(round(c * width_mult))) for c in (16, 32, 64, 128, 256, 512)]
+        hidden = max(8, int(round(256 * width_mult)))
+        self.features = nn.Sequential(
+            _block(3, ch[0], 5, True), _block(ch[0], ch[1], 5, True),
+            _block(ch[1], ch[2], 3, True), _block(ch[2], ch[3], 3, True), _block(ch[3], ch[4], 3, True),
+            _block(ch[4], ch[5], 3, False),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Linear(ch[5], hidden), nn.GELU(), nn.Linear(hidden, 3))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(image)).flatten(1)
+        return torch.tanh(self.head(x))
+
+
+def param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def macs(model: nn.Module, size: int) -> int:
+    """Multiply-accumulates of one forward pass at ``size`` x ``size`` (convs and linears)."""
+    total = 0
+
+    def hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            total += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] \
+                * mod.kernel_size[1]
+        elif isinstance(mod, nn.Linear):
+            total += mod.in_features * mod.out_features
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    model.train(was)
+    for h in hooks:
+        h.remove()
+    return total

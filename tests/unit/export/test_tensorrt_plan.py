@@ -1,0 +1,135 @@
+"""TensorRT build plans (written anywhere) and engine builds (GPU host only)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgekd.errors import ConfigError, DependencyMissingError
+from edgekd.export.iospec import IOSpec, TensorSpec
+from edgekd.export.onnx import export_onnx
+from edgekd.export.tensorrt import BuildPlan, load_npz_batches, profile_shapes, write_build_plan
+from edgekd.fileio import sha256_file
+from edgekd.quantize.calibration import ModelInput
+
+SPEC = IOSpec((TensorSpec("image", ("batch", 3, 8, 8)),), (TensorSpec("y", ("batch", 2)),))
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    return export_onnx(m, SPEC, tmp_path_factory.mktemp("trt") / "m.onnx", exporter="torchscript").path
+
+
+def test_profile_for_dynamic_batch_and_fixed_dims() -> None:
+    prof = profile_shapes([ModelInput("x", ("batch", 3, 8, 8), "float32")], max_batch=4)
+    assert prof == {"x": {"min": [1, 3, 8, 8], "opt": [1, 3, 8, 8], "max": [4, 3, 8, 8]}}
+
+
+def test_dynamic_hw_needs_a_range_and_the_error_says_how() -> None:
+    inp = [ModelInput("x", ("n", 3, "h", "w"), "float32")]
+    with pytest.raises(ConfigError) as ei:
+        profile_shapes(inp)
+    assert "--profile x=" in str(ei.value)
+    prof = profile_shapes(inp, ranges={"x": ([1, 3, 32, 32], [1, 3, 64, 96], [2, 3, 128, 256])})
+    assert prof["x"]["opt"] == [1, 3, 64, 96]
+    assert profile_shapes(inp, shapes={"x": (1, 3, 48, 48)})["x"] == {"min": [1, 3, 48, 48], "opt": [1, 3, 48, 48],
+                                                                       "max": [1, 3, 48, 48]}
+
+
+@pytest.mark.parametrize("ranges, needle", [
+    ({"x": ([1, 3, 64, 64], [1, 3, 32, 32], [1, 3, 128, 128])}, "min <= opt <= max"),
+    ({"x": ([1, 3, 64], [1, 3, 64], [1, 3, 64])}, "4 dims"),
+    ({"z": ([1], [1], [1])}, "'z', which is not an input"),
+])
+def test_bad_profiles(ranges: dict, needle: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=needle):
+        profile_shapes([ModelInput("x", ("n", 3, "h", "w"), "float32")], ranges=ranges)
+
+
+def test_plan_is_written_with_hash_profile_and_parity_inputs(onnx_model: Path, tmp_path: Path) -> None:
+    feeds = [SPEC.dummy_inputs({"batch": 1}, seed=3)]
+    path = write_build_plan(onnx_model, tmp_path / "out", precision="fp16", max_batch=8, workspace_mb=512,
+                            parity_feeds=feeds)
+    plan = BuildPlan.read(path)
+    assert plan.onnx == "m.onnx" and plan.onnx_sha256 == sha256_file(tmp_path / "out" / "m.onnx")
+    assert plan.profiles == [{"image": {"min": [1, 3, 8, 8], "opt": [1, 3, 8, 8], "max": [8, 3, 8, 8]}}]
+    assert (plan.precision, plan.workspace_mb, plan.engine) == ("fp16", 512, "m.fp16.engine")
+    assert plan.timing_cache == "m.timing.cache" and plan.calibration_cache is None
+    assert plan.parity["compare"] == "allclose" and plan.parity["atol"] >= 1e-2  # FP16 tolerance
+    back = load_npz_batches(tmp_path / "out" / plan.parity_feeds)  # type: ignore[operator]
+    np.testing.assert_array_equal(back[0]["image"], feeds[0]["image"])
+
+
+def test_int8_plan_stores_calibration_batches_and_cache_path(onnx_model: Path, tmp_path: Path) -> None:
+    calib = [SPEC.dummy_inputs({"batch": 1}, seed=s) for s in range(3)]
+    plan = BuildPlan.read(write_build_plan(onnx_model, tmp_path, precision="int8", calib=calib))
+    assert plan.calibration_cache == "m.calib.cache" and not plan.explicit_quantization
+    assert len(load_npz_batches(tmp_path / plan.calibration_data)) == 3  # type: ignore[operator]
+    assert plan.parity["compare"] == "argmax"
+    wrong = [SPEC.dummy_inputs({"batch": 2}, seed=0)]  # not the profile's opt shape
+    with pytest.raises(ConfigError, match="opt"):
+        write_build_plan(onnx_model, tmp_path / "w", precision="int8", calib=wrong)
+
+
+def test_bad_plans_are_config_errors(tmp_path: Path, onnx_model: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        BuildPlan.read(tmp_path / "none.plan.json")
+    bad = tmp_path / "bad.plan.json"
+    bad.write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(ConfigError, match="schema"):
+        BuildPlan.read(bad)
+    path = write_build_plan(onnx_model, tmp_path / "p")
+    data = json.loads(path.read_text())
+    data["precison"] = "fp16"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="precison"):
+        BuildPlan.read(path)
+    with pytest.raises(ConfigError, match="--precision 'int4'"):
+        write_build_plan(onnx_model, tmp_path / "q", precision="int4")
+
+
+def test_build_refuses_a_changed_onnx(tmp_path: Path, onnx_model: Path) -> None:
+    from edgekd.export.tensorrt import build_engine
+
+    path = write_build_plan(onnx_model, tmp_path / "p")
+    (tmp_path / "p" / "m.onnx").write_bytes(b"changed")
+    with pytest.raises(ConfigError, match="SHA-256"):
+        build_engine(path)
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed: the missing-dependency path cannot be exercised")
+def test_build_without_tensorrt_names_the_extra(tmp_path: Path, onnx_model: Path) -> None:
+    from edgekd.export.tensorrt import build_engine
+
+    with pytest.raises(DependencyMissingError) as ei:
+        build_engine(write_build_plan(onnx_model, tmp_path / "p"))
+    assert "edgekd[tensorrt]" in str(ei.value)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (HAS_TRT and torch.cuda.is_available()),
+                    reason="needs tensorrt and an NVIDIA GPU (the Jetson/GPU host); absent here")
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_engine_builds_with_timing_cache_and_passes_parity(tmp_path: Path, onnx_model: Path, precision: str) -> None:
+    from edgekd.export.tensorrt import build_engine
+
+    calib = [SPEC.dummy_inputs({"batch": 1}, seed=s) for s in range(8)] if precision == "int8" else None
+    plan = write_build_plan(onnx_model, tmp_path, precision=precision, calib=calib,
+                            parity_feeds=[SPEC.dummy_inputs({"batch": 1}, seed=1)])
+    res = build_engine(plan)
+    assert res.engine.is_file() and res.timing_cache.is_file() and res.parity is not None
+    if precision == "int8":
+        assert res.calibration_cache is not None and res.calibration_cache.is_file()
+    again = build_engine(plan)  # the timing (and calibration) cache is reused
+    assert again.engine.is_file()
+
+

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _profile_helpers import make_cnn
+
+from edgekd.cli import main
+
+FAST = ["--sessions", "3", "--iterations", "20", "--warmup-s", "0", "--warmup-iters", "2", "--min-duration-s", "0",
+        "--no-progress"]
+
+
+def test_profile_writes_the_contract(tmp_path: Path, ort_backend: str) -> None:
+    m = make_cnn(tmp_path / "m.onnx")
+    out = tmp_path / "rep" / "r.json"
+    rc = main(["profile", str(m), "--input", "x=1x3x16x16", "--threads", "1", "--out", str(out), "--layers",
+               "--plots", *FAST])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["schema"] == "edgekd.profile/1" and d["runtime"]["name"] == "onnxruntime"
+    assert d["runtime"]["threads"] == 1 and d["inputs"]["x"]["shape"] == [1, 3, 16, 16]
+    assert d["layers"]["nodes"] and d["layers"]["coverage_pct"] > 0
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == ["r.json", "r.latency.png", "r.layers.png", "r.md", "r.samples.npy"]
+
+
+def test_missing_dynamic_dim_names_the_input(tmp_path: Path, ort_backend: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    m = make_cnn(tmp_path / "m.onnx")
+    out = tmp_path / "r.json"
+    assert main(["profile", str(m), "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "'x'" in err and "batch" in err and "--input x=1x3x16x16" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("shape, message", [("x=1x3x8x8", "dim 2 must be 16"), ("x=1x3x16", "rank 3"),
+                                            ("z=1x3x16x16", "no input 'z'"), ("x=1xAx16", "integers")])
+def test_shape_that_does_not_fit(tmp_path: Path, ort_backend: str, capsys: pytest.CaptureFixture[str],
+                                 shape: str, message: str) -> None:
+    m = make_cnn(tmp_path / "m.onnx")
+    assert main(["profile", str(m), "--input", shape, "--out", str(tmp_path / "r.json"), *FAST]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [m]
+
+
+def test_missing_file_and_not_a_model(tmp_path: Path, ort_backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", str(tmp_path / "nope.onnx"), *FAST]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not protobuf \x00\x01\x02" * 10)
+    assert main(["profile", str(bad), "--out", str(tmp_path / "r.json"), *FAST]) == 2
+    assert "not an ONNX model" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
+
+
+def test_unknown_suffix_and_runtime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "m.tflite"
+    f.write_bytes(b"x")
+    assert main(["profile", str(f), *FAST]) == 2
+    assert "--runtime" in capsys.readouterr().err
+    assert main(["profile", str(f), "--runtime", "onnxruntim", *FAST]) == 2
+    assert "Did you mean 'onnxruntime'" in capsys.readouterr().err
+
+
+def test_runtime_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    import edgekd.runtime as rt
+
+    # A backend module that is not importable here (as tensorrt is on this CPU host).
+    monkeypatch.setitem(rt._BACKENDS, "tensorrt", "edgekd_no_such_backend_module")
+    f = tmp_path / "m.engine"
+    f.write_bytes(b"\x00" * 64)
+    assert main(["profile", str(f), "--out", str(tmp_path / "r.json"), *FAST]) == 2
+    assert "tensorrt" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_device_checks_runtime_and_precision(tmp_path: Path, ort_backend: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    m = make_cnn(tmp_path / "m.onnx", dynamic_batch=False)
+    assert main(["profile", str(m), "--device", "host-cpu", "--precision", "fp16", *FAST]) == 2
+    assert "not supported" in capsys.readouterr().err

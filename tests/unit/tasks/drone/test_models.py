@@ -1,0 +1,23 @@
+"""The NSER-IBVS student: exact parameter counts, output contract."""
+
+from __future__ import annotations
+
+import torch
+
+from edgekd.tasks.drone.models import StudentNet, macs, param_count
+
+
+def test_parameter_counts_are_the_papers_1_7m_and_half_width() -> None:
+    full, half = StudentNet(1.0), StudentNet(0.5)
+    print(f"student params: {param_count(full):,} (half-width {param_count(half):,})")
+    assert param_count(full) == 1_714_835
+    assert param_count(half) == 429_771
+    assert macs(full, 96) > 3 * macs(half, 96)
+
+
+def test_output_is_a_bounded_command_per_image() -> None:
+    net = StudentNet(0.5).eval()
+    for size in (48, 96):
+        out = net(torch.rand(3, 3, size, size))
+        assert out.shape == (3, 3)
+        assert bool((out.abs() < 1).all())

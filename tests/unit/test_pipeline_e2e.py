@@ -1,0 +1,65 @@
+"""Every shipped recipe runs end to end through the CLI on its tiny `smoke` preset:
+train teacher, students, export, INT8, evaluate, profile, report, manifest."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekd.cli import main
+from edgekd.config import load_recipe
+from edgekd.paths import recipes_dir
+
+RECIPES = sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+VARIANTS = ("teacher", "student_alone", "student_kd", "onnx_fp32", "onnx_int8")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_has_a_smoke_preset(recipe: str) -> None:
+    r = load_recipe(recipe, preset="smoke")
+    assert r.preset == "smoke"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_distill_and_export_smoke(recipe: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = main(["distill-and-export", recipe, "--preset", "smoke", "--out", str(out), "--no-progress",
+                 "--set", "teacher.cache=false"])
+    assert code in (0, 1), "exit 0 (budget passed) or 1 (budget failed) are both a completed run"
+    report = json.loads((out / "report.json").read_text())
+    assert report["recipe"] == recipe
+    assert set(report["metric"]) >= {"name", "lower_is_better"}
+    assert set(report["variants"]) >= set(VARIANTS)
+    for v in VARIANTS:
+        assert isinstance(report["variants"][v]["metric"], float)
+    for v in ("teacher", "student_alone", "student_kd"):
+        if report["variants"][v].get("params") is not None:
+            assert report["variants"][v]["params"] > 0
+    for v in ("onnx_fp32", "onnx_int8"):
+        art = report["variants"][v]
+        assert (out / art["path"]).is_file()
+        assert len(art["sha256"]) == 64
+        assert set(art["latency_ms"]) >= {"p50", "p90", "p99"}
+        assert art["latency_ms"]["p50"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    from edgekd.fileio import sha256_file
+
+    for a in manifest["artifacts"]:
+        assert sha256_file(out / a["path"]) == a["sha256"], a["path"]
+    assert manifest["recipe_hash"] == report["recipe_hash"]
+    assert (out / "report.md").read_text().startswith("# edgekd report")
+    assert not list(out.rglob("*.tmp*")), "no half-written files"
+
+
+def test_bad_override_exits_2_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["distill-and-export", "--set", "train.epochs=oops"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train.epochs" in err and "oops" in err
+
+
+def test_unknown_recipe_and_device_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["distill-and-export", "gazee"]) == 2
+    assert "Did you mean 'gaze'" in capsys.readouterr().err
+    assert main(["distill-and-export", "gaze", "--device", "jetson-orin"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
