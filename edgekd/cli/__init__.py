@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.errors import EdgekdError
 
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
+        rc = app(args=argv, standalone_mode=False)
     except EdgekdError as exc:
         from edgekd.cli._common import print_error
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return 2
         raise
-    return 0
+    return int(rc) if isinstance(rc, int) else 0
 
 
 def _entry() -> None:  # pragma: no cover

@@ -70,7 +70,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     if budget:
         lines += ["", f"## Budget for `{report['device']}`: {budget.get('verdict')}", ""]
         for c in budget.get("checks", []):
-            lines.append(f"- {c['check']}: {c['status']} ({c.get('detail', '')})")
+            lines.append(f"- {c['name']}: **{c['verdict']}** ({c.get('message', '')})")
+        lines += [f"- note: {n}" for n in budget.get("notes", [])]
+        if budget.get("note"):
+            lines.append(f"- note: {budget['note']}")
     warns = report.get("warnings", [])
     if warns:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warns]

@@ -68,6 +68,11 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     rhash = recipe_hash(recipe)
     t_start = time.perf_counter()
 
+    import torch
+
+    # Seed before anything builds weights, so a run is reproducible from (recipe, seed).
+    torch.manual_seed(recipe.seed)
+    np.random.seed(recipe.seed % (2**32))
     with rec.stage("data", task=recipe.task.kind):
         task = build_task(recipe.task, recipe.seed)
         spec = task.io_spec()
@@ -81,7 +86,7 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     common = dict(train_set=train_set, input_names=spec.input_names, cfg=recipe.train, task_loss=task.task_loss,
                   val_fn=val_fn, lower_is_better=task.metric.lower_is_better, seed=recipe.seed, progress=progress)
     with rec.stage("student_alone"):
-        alone = fit(task.build_student(), out_dir=out_dir / "train" / "student_alone", desc="student alone",
+        alone = fit(_scratch_student(task), out_dir=out_dir / "train" / "student_alone", desc="student alone",
                     **common)  # type: ignore[arg-type]
         save_module_weights(alone.student, out_dir / "student_alone.safetensors")
     with rec.stage("student_kd", losses=[lc.kind for lc in recipe.distill.losses]):
@@ -179,6 +184,16 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
                    recipe_config=recipe.model_dump(mode="json"), device=device.name, steps=rec.steps,
                    artifacts=artifacts)
     return PipelineResult(out_dir, report, budget_passed)
+
+
+def _scratch_student(task: Any) -> Any:
+    """The baseline student gets nothing from the teacher: tasks whose student copies teacher weights by
+    default (DFT Gaze copies stage 1) take ``init='scratch'`` for this arm."""
+    import inspect
+
+    if "init" in inspect.signature(task.build_student).parameters:
+        return task.build_student(init="scratch")
+    return task.build_student()
 
 
 def _public(obj: Any) -> dict[str, Any]:

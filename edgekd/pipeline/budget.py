@@ -1,0 +1,76 @@
+"""The device budget verdict at the end of ``edgekd distill-and-export``.
+
+The checks themselves live in :mod:`edgekd.gate.budgets` (one implementation for the pipeline and for
+``edgekd gate``). What this module decides is *which* checks are meaningful where the pipeline ran:
+latency and peak memory describe the machine that measured them, so they are judged only when that
+machine is the device named (``host-cpu``); for a board profile they are reported as "not measured
+here" with the command that measures them on the board. Metric and artifact-size budgets do not
+depend on the machine and are judged everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd.config.device import DeviceConfig
+from edgekd.gate.budgets import VARIANT_FOR_PRECISION, check_budgets
+from edgekd.gate.verdict import Check, outcome
+
+#: device profiles that describe the machine edgekd itself runs on
+HOST_DEVICES = frozenset({"host-cpu"})
+
+
+def _profile_doc(p: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline keeps a summary per profiled artifact; rebuild the part of an ``edgekd.profile/1``
+    document that the budget checks read."""
+    return {"valid": bool(p.get("valid")), "invalid_reasons": list(p.get("invalid_reasons") or []),
+            "results": {"latency_ms": p.get("latency_ms") or {}, "peak_rss_mb": p.get("peak_rss_mb")}}
+
+
+def check_pipeline_budget(report: dict[str, Any], device: DeviceConfig, recipe_name: str,
+                          profiles: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
+    """Return ``(budget section of report.json, passed)``; ``passed`` is None when the device has no
+    budget for this recipe or no check could be judged here."""
+    budget = device.budgets.get(recipe_name)
+    if budget is None:
+        return ({"device": device.name, "recipe": recipe_name, "verdict": None,
+                 "note": f"device {device.name!r} sets no budget for recipe {recipe_name!r} "
+                         f"(budgets for: {', '.join(sorted(device.budgets)) or 'none'})"}, None)
+    variant = VARIANT_FOR_PRECISION[budget.precision]
+    variant_info = report.get("variants", {}).get(variant, {})
+    on_device = device.name in HOST_DEVICES
+    notes: list[str] = []
+    local = budget.model_copy(update={"latency_p90_ms": None, "peak_rss_mb": None}) if not on_device else budget
+    if not on_device and (budget.latency_p90_ms is not None or budget.peak_rss_mb is not None):
+        notes.append(f"latency/memory budgets describe {device.name}, not this machine: measure them there with "
+                     f"`edgekd profile ARTIFACT --device {device.name} --host USER@BOARD` and "
+                     f"`edgekd gate --budget {device.name}:{recipe_name}`")
+    prof = profiles.get(variant)
+    if on_device and prof is None and (budget.latency_p90_ms is not None or budget.peak_rss_mb is not None):
+        checks: list[Check] = [Check("latency_p90_ucb99", "INVALID",
+                                     f"{variant} was not profiled (profile.enabled is false or the artifact "
+                                     "is missing)", model=variant, device=device.name)]
+        local = local.model_copy(update={"latency_p90_ms": None, "peak_rss_mb": None})
+    else:
+        checks = []
+    size_mb = variant_info.get("bytes")
+    checks += check_budgets(local.model_copy(update={"artifact_mb": None}),
+                            profile=_profile_doc(prof) if (prof is not None and on_device) else None,
+                            pipeline_report=report, variant=variant, model=variant, device=device.name)
+    if budget.artifact_mb is not None:
+        if size_mb is None:
+            checks.append(Check("artifact_mb", "INVALID", f"{variant} has no artifact size in the report",
+                                model=variant, device=device.name, limit=budget.artifact_mb, unit="MB"))
+        else:
+            mb = size_mb / 1e6
+            ok = mb <= budget.artifact_mb
+            checks.append(Check("artifact_mb", "PASS" if ok else "FAIL",
+                                f"artifact size {mb:.3g} MB {'<=' if ok else '>'} budget {budget.artifact_mb:g} MB",
+                                model=variant, device=device.name, value=mb, limit=budget.artifact_mb, unit="MB"))
+    if not checks:
+        return ({"device": device.name, "recipe": recipe_name, "variant": variant, "verdict": None,
+                 "checks": [], "notes": notes}, None)
+    out = outcome(checks)
+    return ({"device": device.name, "recipe": recipe_name, "variant": variant, "verdict": out.verdict,
+             "judged_on_this_machine": on_device, "checks": [c.to_json() for c in checks], "notes": notes},
+            out.verdict == "PASS")
