@@ -147,9 +147,8 @@ def export(student, name: str, shape: tuple[int, ...], path: Path) -> None:  # t
     import torch
 
     try:
-        from edgekd.export.onnx import export_onnx  # the export helper's exporter, when present
-
         from edgekd.export.iospec import IOSpec, TensorSpec
+        from edgekd.export.onnx import export_onnx  # the export helper's exporter, when present
 
         out = student(torch.rand(*shape))
         outs = out if isinstance(out, (tuple, list)) else (out,)

@@ -37,13 +37,17 @@ def register(app: typer.Typer) -> None:
         from edgekd.pipeline import run_pipeline
 
         show = not no_progress and sys.stdout.isatty()
-        res = run_pipeline(r, d, out_dir, progress=show, say=lambda s: console.print(s, highlight=False))
+        res = run_pipeline(r, d, out_dir, progress=show, say=lambda s: console.print(s, highlight=False, markup=False))
         from edgekd.pipeline.report import render_markdown
 
         console.print(render_markdown(res.report), highlight=False, markup=False)
         console.print(f"wrote {out_dir}/report.json, report.md, manifest.json")
         console.print(f"next: edgekd profile {out_dir}/student.int8.onnx --device {d.name}   |   "
-                      f"edgekd gate {out_dir}/profile/onnx_int8.json --device {d.name}")
+                      f"edgekd gate {out_dir}/profile/onnx_int8.json --device {d.name} --recipe {r.name} "
+                      f"--recipe-report {out_dir}/report.json")
+        verdict = (res.report.get("budget") or {}).get("verdict")
+        if res.budget_passed is None and verdict:
+            console.print(f"budget for {d.name!r} not judged: {verdict} (see report.md)")
         if res.budget_passed is False:
             console.print(f"budget for {d.name!r} FAILED (see report.md)")
             raise typer.Exit(EXIT_GATE_FAILED)

@@ -90,6 +90,10 @@ def _summary(console: object, rep: object, where: str) -> None:
     print_(line, highlight=False, markup=False)
     if res.get("noisy"):
         print_(f"noisy: session medians vary by {res['session_cv']:.1%}", highlight=False, markup=False)
+    cont = (rep.data.get("sensors") or {}).get("cpu_contention") or {}  # type: ignore[attr-defined]
+    if res.get("contended") and cont:
+        print_(f"contended: {cont['runnable_threads_mean']:.1f} runnable threads on average for {cont['cpus']} "
+               "CPU(s) during the run", highlight=False, markup=False)
     if not rep.valid:  # type: ignore[attr-defined]
         print_("INVALID run: " + "; ".join(rep.invalid_reasons), highlight=False, markup=False)  # type: ignore[attr-defined]
     print_(f"wrote {where}", highlight=False, markup=False)

@@ -175,7 +175,7 @@ def resolve_recipe_path(name_or_path: str | Path, recipes_dir: Path | None = Non
         return cand
     known = [f.stem for f in folder.glob("*.yaml")]
     raise UnknownNameError("recipe", str(name_or_path), known,
-                           hint=f"list recipes with `edgekd recipes`, or pass a path to a YAML file")
+                           hint="list recipes with `edgekd recipes`, or pass a path to a YAML file")
 
 
 def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None,

@@ -43,9 +43,12 @@ def activation_fake_quant() -> FakeQuantize:
                         qscheme=torch.per_tensor_affine, averaging_constant=0.01)
 
 
-def weight_fake_quant() -> FakeQuantize:
-    # per_channel_symmetric keeps zero point 0 (integer kernels require it of weights); the ONNX
-    # exporter accepts only the full int8 range -128..127 for QuantizeLinear.
+def weight_fake_quant(per_channel: bool = True) -> FakeQuantize:
+    # Symmetric keeps zero point 0 (integer kernels require it of weights); the ONNX exporter
+    # accepts only the full int8 range -128..127 for QuantizeLinear.
+    if not per_channel:
+        return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
+                            qscheme=torch.per_tensor_symmetric, averaging_constant=0.01)
     return FakeQuantize(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
                         dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0,
                         averaging_constant=0.01)
@@ -58,9 +61,9 @@ class _QATMixin:
     weight_fake_quant: FakeQuantize
     output_fake_quant: FakeQuantize
 
-    def _init_fq(self) -> None:
+    def _init_fq(self, per_channel: bool = True) -> None:
         self.input_fake_quant = activation_fake_quant()
-        self.weight_fake_quant = weight_fake_quant()
+        self.weight_fake_quant = weight_fake_quant(per_channel)
         self.output_fake_quant = activation_fake_quant()
 
     def _op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # pragma: no cover - per subclass
@@ -96,16 +99,18 @@ _QAT_CLASS: dict[type[nn.Module], type[nn.Module]] = {
     nn.Linear: QATLinear, nn.Conv1d: QATConv1d, nn.Conv2d: QATConv2d, nn.Conv3d: QATConv3d}
 
 
-def prepare_qat(model: nn.Module) -> nn.Module:
+def prepare_qat(model: nn.Module, *, per_channel: bool = True) -> nn.Module:
     """Turn every Conv/Linear of ``model`` into its fake-quantized twin, in place (weights kept).
 
     Module paths are unchanged, so feature taps and state-dict prefixes still match; the new
     fake-quant buffers (scales, zero points, observer ranges) are saved in checkpoints.
+    ``per_channel=False`` quantizes each weight tensor with one scale (for runtimes or
+    comparisons that need per-tensor weights); activations are per-tensor either way.
     """
     for _name, module in list(model.named_modules()):
         if type(module) in _QAT_CLASS:
             module.__class__ = _QAT_CLASS[type(module)]  # same parameters, new forward
-            module._init_fq()  # type: ignore[operator]
+            module._init_fq(per_channel)  # type: ignore[operator]
             dev = module.weight.device  # type: ignore[union-attr]
             for sub in (module.input_fake_quant, module.weight_fake_quant, module.output_fake_quant):  # type: ignore[union-attr]
                 sub.to(dev)

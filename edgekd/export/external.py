@@ -68,6 +68,13 @@ def load_run_student(run_dir: str | os.PathLike[str], *, weights: str | None = N
         wpath = found[0]
     task = build_task(recipe.task, getattr(recipe, "seed", 0))
     module = task.build_student()
+    distill_cfg = getattr(recipe, "distill", None)
+    if getattr(distill_cfg, "qat", False):
+        # A quantization-aware run saved fake-quant scales with the weights: rebuild the same
+        # fake-quant student so they load (export_onnx then writes it as QDQ INT8).
+        from edgekd.distill.qat import prepare_qat
+
+        prepare_qat(module)
     load_module_weights(module, wpath)
     module.eval()
     return RunStudent(module, task.io_spec(), task, recipe, run, wpath)

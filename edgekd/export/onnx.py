@@ -74,6 +74,11 @@ def export_onnx(model: Any, spec: IOSpec, path: str | os.PathLike[str], *, opset
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
+    qat_reason, restore_observers = _prepare_qat_export(model, exporter, opset)
+    if qat_reason is not None:
+        # torch.export cannot trace FakeQuantize (its observer branch is data-dependent); the
+        # TorchScript exporter lowers it to QuantizeLinear/DequantizeLinear: a QDQ INT8 graph.
+        exporter = "torchscript"
     feeds = spec.dummy_inputs(seed=0)
     args = tuple(torch.from_numpy(feeds[n]) for n in spec.input_names)
     n_bytes = sum(p.numel() * p.element_size() for p in model.parameters()) + \
@@ -85,6 +90,7 @@ def export_onnx(model: Any, spec: IOSpec, path: str | os.PathLike[str], *, opset
     try:
         raw = work / "raw.onnx"
         used, reason = _export(model, args, spec, raw, opset, exporter, external)
+        reason = reason or qat_reason
         import onnx
 
         proto = onnx.load(str(raw))  # loads external data too
@@ -109,12 +115,41 @@ def export_onnx(model: Any, spec: IOSpec, path: str | os.PathLike[str], *, opset
         raise ExportError(f"export to {out} ran out of GPU memory: {exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        restore_observers()
         model.train(was_training)
     return OnnxExportResult(
         path=out, exporter=used, opset=got_opset, fallback_reason=reason, simplified=simplified,
         seconds=round(time.perf_counter() - t0, 3), simplify_note=slim_note, external_data=external,
         sha256=sha256_file(out), input_names=spec.input_names, output_names=spec.output_names,
         dynamic_dims={t.name: t.dynamic_dims for t in spec.inputs if t.dynamic_dims})
+
+
+def _prepare_qat_export(model: Any, exporter: str, opset: int) -> tuple[str | None, Any]:
+    """For a quantization-aware student (:mod:`edgekd.distill.qat`): freeze its observers, so the
+    learnt scales are constants (tracing dummy inputs must not move them), and say why the
+    TorchScript exporter is used. Returns (reason or None for an ordinary model, a function that
+    puts the observers back as they were, so exporting mid-training changes nothing)."""
+    from torch.ao.quantization import FakeQuantize
+
+    from edgekd.distill.qat import freeze_qat, is_qat
+
+    if not is_qat(model):
+        return None, lambda: None
+    if exporter == "dynamo":
+        raise ConfigError("exporter='dynamo' cannot export a quantization-aware (fake-quant) student: "
+                          "torch.export does not lower FakeQuantize to QuantizeLinear/DequantizeLinear",
+                          hint="use export.exporter=auto or torchscript for a QAT student")
+    if opset < 13:
+        raise ConfigError(f"opset={opset}: a quantization-aware student exports per-channel QuantizeLinear, "
+                          "which needs opset >= 13", hint="set export.opset to 13 or higher")
+    saved = [(m, m.observer_enabled.clone()) for m in model.modules() if isinstance(m, FakeQuantize)]
+
+    def restore() -> None:
+        for m, flag in saved:
+            m.observer_enabled.copy_(flag)
+
+    freeze_qat(model)
+    return "quantization-aware student: FakeQuantize exports as QDQ with the TorchScript exporter only", restore
 
 
 def _export_spec(spec: IOSpec, dynamic_batch: bool) -> IOSpec:

@@ -43,8 +43,8 @@ def check_pipeline_budget(report: dict[str, Any], device: DeviceConfig, recipe_n
     local = budget.model_copy(update={"latency_p90_ms": None, "peak_rss_mb": None}) if not on_device else budget
     if not on_device and (budget.latency_p90_ms is not None or budget.peak_rss_mb is not None):
         notes.append(f"latency/memory budgets describe {device.name}, not this machine: measure them there with "
-                     f"`edgekd profile ARTIFACT --device {device.name} --host USER@BOARD` and "
-                     f"`edgekd gate --budget {device.name}:{recipe_name}`")
+                     f"`edgekd profile ARTIFACT --device {device.name} --host USER@BOARD --out board.json` and "
+                     f"`edgekd gate board.json --device {device.name} --recipe {recipe_name}`")
     prof = profiles.get(variant)
     if on_device and prof is None and (budget.latency_p90_ms is not None or budget.peak_rss_mb is not None):
         checks: list[Check] = [Check("latency_p90_ucb99", "INVALID",
@@ -71,6 +71,9 @@ def check_pipeline_budget(report: dict[str, Any], device: DeviceConfig, recipe_n
         return ({"device": device.name, "recipe": recipe_name, "variant": variant, "verdict": None,
                  "checks": [], "notes": notes}, None)
     out = outcome(checks)
+    # FAIL fails the run; PASS passes it; INVALID/INCONCLUSIVE (e.g. too few samples for the p90 bound, a
+    # throttled run) is "not judged": reported as such, never as a pass. `edgekd gate` decides in CI.
+    passed = {"PASS": True, "FAIL": False}.get(out.verdict)
     return ({"device": device.name, "recipe": recipe_name, "variant": variant, "verdict": out.verdict,
              "judged_on_this_machine": on_device, "checks": [c.to_json() for c in checks], "notes": notes},
-            out.verdict == "PASS")
+            passed)

@@ -32,8 +32,8 @@ def teacher_cache_key(recipe: RecipeBase) -> str:
 
 def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bool = True) -> tuple[Any, dict[str, Any]]:
     """Return (teacher, info). ``info`` says where it came from, for the report and manifest."""
-    from edgekd.weights import load_module_weights, save_module_weights
     from edgekd.paths import cache_dir
+    from edgekd.weights import load_module_weights, save_module_weights
 
     teacher = task.build_teacher()
     src = recipe.teacher.source
@@ -56,14 +56,21 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
     else:
         from edgekd.distill.loop import fit
 
-        res = fit(teacher, train_set=task.dataset("train"), input_names=task.io_spec().input_names,
-                  cfg=recipe.teacher.train, task_loss=task.task_loss, val_fn=_val_fn(task),
+        # Optional task hook, only when training (e.g. gaze's MAE pre-training of the backbone).
+        pretrain = getattr(task, "pretrain_teacher", None)
+        pre = pretrain(teacher, progress=progress) if callable(pretrain) else None
+        # A task may train its teacher on more inputs than the student gets (a label-assisted
+        # teacher reads a label channel) and with its own loss (e.g. over two forward paths).
+        res = fit(teacher, train_set=task.dataset("train"),
+                  input_names=getattr(task, "teacher_input_names", task.io_spec().input_names),
+                  cfg=recipe.teacher.train, task_loss=getattr(task, "teacher_task_loss", task.task_loss),
+                  val_fn=_val_fn(task),
                   lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "train" / "teacher",
                   seed=recipe.seed, progress=progress, desc="teacher")
         teacher = res.student
         save_module_weights(teacher, cached)
         info = {"source": "trained", "path": str(cached), "key": key, "seconds": res.seconds,
-                "history": res.history}
+                "history": res.history, **({"pretrain": pre} if pre else {})}
     save_module_weights(teacher, out_dir / "teacher.safetensors")
     return teacher.eval(), info
 

@@ -215,8 +215,8 @@ class InterleavedRun:
 
     def _warmup(self, st: _State) -> None:
         run, feeds = st.session.run, st.target.feeds
-        deadline = time.perf_counter_ns() + int(self.cfg.warmup_s * 1e9)
         t0 = time.perf_counter_ns()
+        deadline = t0 + int(self.cfg.warmup_s * 1e9)  # from t0, so warmup_ms_run >= warmup_s exactly
         n = 0
         while n < self.cfg.warmup_iters or time.perf_counter_ns() < deadline:
             run(feeds)
@@ -309,6 +309,7 @@ class InterleavedRun:
                     "latency_ms": s.latency_dict(),
                     "session_medians_ms": s.session_medians_ms,
                     "session_cv": s.session_cv, "noisy": s.noisy, "noisy_threshold": s.noisy_threshold,
+                    "contended": bool((sensor_summary.get("cpu_contention") or {}).get("contended", False)),
                     "n_samples": s.n, "throughput_per_s": s.throughput_per_s,
                     "load_ms": st.load_ms, "first_inference_ms": st.first_ms,
                     "peak_rss_mb": peak,

@@ -205,6 +205,10 @@ def render_markdown(rep: ProfileReport | dict[str, Any]) -> str:
     if res.get("noisy"):
         lines.append(f"\nNoisy run: session medians vary by {res.get('session_cv', 0):.1%} "
                      f"(threshold {res.get('noisy_threshold', 0):.0%}).")
+    cont = (d.get("sensors") or {}).get("cpu_contention") or {}
+    if res.get("contended") and cont:
+        lines.append(f"\nContended CPU: on average {cont['runnable_threads_mean']:.1f} runnable threads for "
+                     f"{cont['cpus']} CPU(s) during the run; other processes took CPU time from it.")
     lines += ["", "| p50 | p90 | p95 | p99 | p90 99% UCB | mean | std | min | max |",
               "|---|---|---|---|---|---|---|---|---|",
               "| " + " | ".join(_fmt(lat[k]) for k in ("p50", "p90", "p95", "p99", "p90_ucb99", "mean", "std",

@@ -8,6 +8,12 @@ Sources (each listed as absent where the platform lacks it, never guessed):
 - Jetson: ``tegrastats`` (RAM, CPU/GPU clocks, temperatures, power per rail), one line per interval;
 - NVIDIA GPUs: NVML (SM clock, power, clocks-event/throttle reasons).
 
+- CPU contention (Linux): ``procs_running`` of /proc/stat, the number of runnable threads system-wide, against
+  the CPUs this process may use. It is reported, and flags the run ``contended`` when the sampled
+  count, less the sampler's own thread, exceeds those CPUs on average (other processes then take CPU
+  time from the timed loop, as on a CI runner or a host shared by several developers); it does not by
+  itself make the run invalid.
+
 A run is invalid when the board throttled (Pi register, NVML thermal/power/hardware slowdown reasons,
 a thermal zone above its passive trip point) or when the CPU/GPU clock drifted by more than
 ``drift_threshold`` (relative range of the sampled clock).
@@ -66,6 +72,33 @@ def cpu_freqs_mhz() -> list[float]:
         if v and v.isdigit():
             out.append(int(v) / 1000.0)
     return out
+
+
+def procs_running() -> int | None:
+    """Runnable threads on the whole machine right now (/proc/stat), or None off Linux."""
+    text = _read("/proc/stat")
+    if text is None:
+        return None
+    m = re.search(r"^procs_running\s+(\d+)", text, re.MULTILINE)
+    return int(m.group(1)) if m else None
+
+
+def usable_cpus() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def contention_summary(running: list[int], cpus: int) -> dict[str, Any]:
+    """Runnable threads besides the sampler (``running - 1``) against ``cpus``; contended when the mean
+    exceeds the CPUs (threads then wait for a CPU, the timed loop included)."""
+    others = [max(r - 1, 0) for r in running]
+    mean = sum(others) / len(others)
+    return {"runnable_threads_mean": mean, "runnable_threads_max": max(others), "cpus": cpus,
+            "oversubscribed_share": sum(o > cpus for o in others) / len(others), "contended": mean > cpus}
 
 
 def _run(cmd: list[str], timeout: float = 3.0) -> str | None:
@@ -171,6 +204,9 @@ class SensorLog:
                         reasons.append(msg)
         if temps:
             summary["thermal_max_c"] = {k: max(v) for k, v in temps.items()}
+        running = [s["procs_running"] for s in self.samples if s.get("procs_running") is not None]
+        if running:
+            summary["cpu_contention"] = contention_summary(running, usable_cpus())
         if self.present.get("vcgencmd"):
             vals = [s["pi_throttled"] for s in self.samples if s.get("pi_throttled") is not None]
             now_bits = 0
@@ -235,6 +271,8 @@ class SensorSampler:
         if self.log.present.get("cpufreq"):
             f = cpu_freqs_mhz()
             s["cpu_mhz_mean"] = sum(f) / len(f) if f else None
+        if self.log.present.get("proc_stat"):
+            s["procs_running"] = procs_running()
         if self.log.present.get("vcgencmd"):
             s["pi_throttled"] = pi_throttled()
             s["pi_temp_c"] = pi_temp_c()
@@ -246,6 +284,7 @@ class SensorSampler:
         p = self.log.present
         p["thermal_zones"] = bool(thermal_zones())
         p["cpufreq"] = bool(cpu_freqs_mhz())
+        p["proc_stat"] = procs_running() is not None
         p["vcgencmd"] = pi_throttled() is not None
         self._nvml = _Nvml()
         p["nvml"] = self._nvml.h is not None

@@ -29,7 +29,7 @@ import numpy as np
 
 from edgekd.errors import ConfigError, DependencyMissingError, QuantizationError
 from edgekd.fileio import sha256_file
-from edgekd.quantize.ort_static import QuantResult
+from edgekd.quantize.ort_static import QuantResult, check_not_quantized
 
 PredictFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
 # metric_fn(predict, validation items) -> metric; items are whatever the validation set holds
@@ -125,6 +125,8 @@ def quantize_openvino(model: str | Path, out: str | Path, calib: Iterable[Mappin
     _check_out(out)
     if preset not in ("performance", "mixed"):
         raise ConfigError(f"preset {preset!r}: allowed performance, mixed")
+    if Path(model).suffix == ".onnx" and Path(model).is_file():
+        check_not_quantized(model)
     m = read_model(model, input_shapes)
     items = _materialize(calib)
     kw: dict[str, Any] = {
@@ -174,6 +176,8 @@ def quantize_openvino_with_accuracy_control(
         raise ConfigError(f"max_drop {max_drop}: must be >= 0")
     if not validation:
         raise QuantizationError("accuracy control needs validation items", hint="pass a non-empty validation set")
+    if Path(model).suffix == ".onnx" and Path(model).is_file():
+        check_not_quantized(model)
     m = read_model(model, input_shapes)
     items = _materialize(calib)
     sign = -1.0 if lower_is_better else 1.0

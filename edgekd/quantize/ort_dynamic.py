@@ -18,7 +18,14 @@ from pathlib import Path
 
 from edgekd.errors import ConfigError, QuantizationError, UnknownNameError
 from edgekd.fileio import atomic_path, sha256_file
-from edgekd.quantize.ort_static import QuantResult, _load, _quantized_nodes, _quiet, prepare_for_quantization
+from edgekd.quantize.ort_static import (
+    QuantResult,
+    _load,
+    _quantized_nodes,
+    _quiet,
+    check_not_quantized,
+    prepare_for_quantization,
+)
 
 LINEAR_OPS = ("MatMul", "Gemm", "Attention", "LSTM", "GRU", "EmbedLayerNormalization")
 CONV_OPS = ("Conv", "ConvTranspose")
@@ -46,6 +53,7 @@ def quantize_onnx_dynamic(model: str | Path, out: str | Path, *, op_types: Seque
         raise ConfigError(f"model {str(model)!r} does not exist", hint="give the path of an .onnx file")
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {str(out)!r}: must end in .onnx", hint=f"use --out {out.with_suffix('.onnx')}")
+    check_not_quantized(model)
     with tempfile.TemporaryDirectory(prefix="edgekd-dyn-") as tmp_s:
         tmp = Path(tmp_s)
         prepared = tmp / "prepared.onnx"

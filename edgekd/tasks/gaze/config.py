@@ -42,11 +42,13 @@ class GazeMAEConfig(Strict):
 
     enabled: bool = Field(False, description="pre-train the teacher's backbone as an MAE before supervised training")
     images: int = Field(4000, ge=8, description="unlabelled images generated for pre-training")
+    wearers: int = Field(40, ge=1, description="distinct unlabelled wearers (disjoint from every labelled split)")
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1.5e-3, gt=0)
     mask_ratio: float = Field(0.6, gt=0, lt=1)
-    patch_size: int = Field(8, ge=1)
+    patch_size: int = Field(8, ge=1, description="side of the masked square patches, in pixels")
+    decoder_dim: int = Field(64, ge=4, description="channels of the light decoder")
 
 
 class GazeTaskConfig(TaskConfigBase):

@@ -50,8 +50,11 @@ class GRN(nn.Module):
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # sqrt(sum x^2) rather than torch.norm: exports to plain ONNX ops everywhere.
-        gx = torch.sqrt((x * x).sum(dim=(1, 2), keepdim=True))
+        # sqrt(sum x^2) rather than torch.norm: exports to plain ONNX ops everywhere. The eps keeps the
+        # gradient finite for a channel that is exactly 0 everywhere (GELU underflows to 0 for very negative
+        # inputs; at a 1x1 last stage one position suffices): d sqrt(s)/ds is infinite at s = 0, and one NaN
+        # gradient ruins the weights. torch.norm avoids it with a zero subgradient; eps is the export-safe way.
+        gx = torch.sqrt((x * x).sum(dim=(1, 2), keepdim=True) + 1e-6)
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
         return self.gamma * (x * nx) + self.beta + x
 

@@ -149,6 +149,23 @@ class GazeTask:
         self._teacher = models.build_teacher(self.config.model)
         return self._teacher
 
+    def pretrain_teacher(self, teacher: nn.Module, *, progress: bool = False) -> dict[str, Any]:
+        """With ``task.mae.enabled``: FCMAE-style masked-autoencoder pre-training of the teacher's
+        backbone on unlabelled synthetic wearers (see :mod:`edgekd.tasks.gaze.mae`), before its
+        supervised training. The pipeline calls this only when it trains the teacher (not on a
+        cache hit). Returns what was done, for the report."""
+        if not self.config.mae.enabled:
+            return {"mae": False}
+        if not isinstance(teacher, models.GazeNet):
+            raise ConfigError(f"task.mae.enabled=true needs the gaze teacher network, got {type(teacher).__name__}",
+                              hint="set task.mae.enabled: false for a custom teacher")
+        from edgekd.tasks.gaze import mae
+
+        images = mae.unlabelled_images(self.config, self.config.mae, self.seed)
+        res = mae.pretrain_mae(teacher, images, self.config.mae, seed=self.seed, progress=progress)
+        return {"mae": True, "images": res.images, "epochs": len(res.history),
+                "masked_pixel_mse": res.history, "seconds": round(res.seconds, 2)}
+
     def build_student(self, init: str = "teacher") -> models.GazeNet:
         """The student. ``init='teacher'`` (default) copies the stem and stage 1 from the teacher
         this task built last (in its current, i.e. trained, state), as DFT Gaze does; with no

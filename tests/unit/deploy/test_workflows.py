@@ -44,20 +44,34 @@ def test_expected_workflows() -> None:
     assert "self-hosted" in next(iter(jet["jobs"].values()))["runs-on"]
 
 
-def test_host_workflow_runs_locally(tmp_path: Path) -> None:
-    try:
-        import edgekd.runtime.onnxruntime  # noqa: F401
-    except ModuleNotFoundError:
-        pytest.skip("edgekd.runtime.onnxruntime (the ORT backend) is not in the tree yet: `edgekd profile` "
-                    "cannot run")
-    from edgekd.gate.synthetic import tiny_cnn
+def _loose_host_device(path: Path) -> Path:
+    """host-cpu with a metric ceiling a 1-epoch smoke model can meet (the rest unchanged)."""
+    d = yaml.safe_load((ROOT / "devices" / "host-cpu.yaml").read_text())
+    d["budgets"]["gaze"]["metric_max"] = 90.0
+    path.write_text(yaml.safe_dump(d))
+    return path
 
+
+def _run_steps(job: dict, tmp_path: Path, env: dict[str, str], only: str | None = None) -> list[str]:
+    bash = shutil.which("bash")
+    assert bash
+    ran = []
+    for step in job["steps"]:
+        script = step.get("run", "")
+        if "edgekd " not in script or (only is not None and only not in step.get("name", "")):
+            continue  # checkout, setup-python, pip install, artifact actions
+        r = subprocess.run([bash, "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600, check=False)
+        assert r.returncode == 0, f"step {step.get('name')!r} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        ran.append(step["name"])
+    return ran
+
+
+def test_host_workflow_runs_locally(tmp_path: Path) -> None:
+    """The whole host path as CI runs it: distill-and-export (smoke preset) -> profile -> gate against the
+    budgets -> keep the baseline; then a second pass gates the candidate against that baseline."""
     wf = _load(ROOT / "docs/ci/host-x86.yml")
     (job,) = wf["jobs"].values()
-    (tmp_path / "models").mkdir()
-    tiny_cnn(tmp_path / "models" / "student.int8.onnx", channels=8, size=32)
-    (tmp_path / "baseline").mkdir()
-    tiny_cnn(tmp_path / "baseline" / "baseline.onnx", channels=8, size=32)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     shim = bindir / "edgekd"  # the edgekd of this interpreter, whatever is on PATH
@@ -65,24 +79,29 @@ def test_host_workflow_runs_locally(tmp_path: Path) -> None:
     shim.chmod(0o755)
     summary = tmp_path / "summary.md"
     env = {**os.environ, **{k: str(v) for k, v in wf["env"].items()},
+           "DEVICE": str(_loose_host_device(tmp_path / "host-ci.yaml")),
+           "EDGEKD_RUN_ARGS": "--preset smoke --set teacher.cache=false",
            "EDGEKD_PROFILE_ARGS": "--sessions 6 --iterations 20 --threads 1 --min-duration-s 0",
            "EDGEKD_GATE_ARGS": "--sessions-min 4 --sessions-max 6 --iterations 20 --threads 1 "
                                "--allow-inconclusive --allow-invalid",
-           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_REF": "refs/heads/main",
+           "OMP_NUM_THREADS": "1", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_REF": "refs/heads/main",
            "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    bash = shutil.which("bash")
-    assert bash
-    ran = 0
-    for step in job["steps"]:
-        script = step.get("run", "")
-        if "edgekd " not in script:
-            continue  # checkout, setup-python, pip install, artifact actions
-        r = subprocess.run([bash, "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=300, check=False)
-        assert r.returncode == 0, f"step {step.get('name')!r} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
-        ran += 1
-    assert ran == 3
+    ran = _run_steps(job, tmp_path, env)
+    assert len(ran) == 4, ran
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    checks = {c["name"]: c["verdict"] for c in report["budget"]["checks"]}
+    assert checks["artifact_mb"] == "PASS" and checks["metric_angular_error_deg"] == "PASS", checks
+    # latency/memory: PASS, or INVALID when this (shared, noisy) machine throttled or drifted; never FAIL
+    assert report["budget"]["verdict"] in ("PASS", "INVALID"), report["budget"]
+    budgets = json.loads((tmp_path / "out" / "gate-budgets.json").read_text())
+    assert {c["name"] for c in budgets["checks"]} >= {"latency_p90_ucb99", "peak_rss_mb"}
+    assert (tmp_path / "out" / "gate-budgets.xml").is_file() and "edgekd gate" in summary.read_text()
+    assert not (tmp_path / "out" / "gate-regression.json").exists(), "no baseline yet: no regression gate"
+    assert (tmp_path / "baseline-new" / "baseline.profile.json").is_file()
+    # The next CI run downloads the accepted model as its baseline.
+    (tmp_path / "baseline").mkdir()
+    shutil.copy(tmp_path / "baseline-new" / "baseline.onnx", tmp_path / "baseline" / "baseline.onnx")
+    assert _run_steps(job, tmp_path, env, only="gate against") == ["gate against the baseline (re-measured "
+                                                                   "interleaved) and the budgets"]
     v = json.loads((tmp_path / "out" / "gate-regression.json").read_text())
     assert any(c["name"] == "regression" for c in v["checks"])
-    assert (tmp_path / "out" / "gate-budgets.xml").is_file() and "edgekd gate" in summary.read_text()
-    assert (tmp_path / "baseline-new" / "baseline.profile.json").is_file()

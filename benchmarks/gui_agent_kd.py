@@ -1,0 +1,223 @@
+"""GUI-agent recipe over seeds: click accuracy of teacher, student alone, student KD and the MPA
+parity stage on the in-distribution, paraphrase and cluttered splits (mean +- std over seeds,
+text / icon split), INT8 vs FP32, and student vs teacher latency side by side.
+
+Each seed is one ``edgekd distill-and-export gui_agent`` run (teacher, student_alone, student_kd,
+ONNX, INT8, profile). By default seed 0 trains the teacher and the other seeds reuse it
+(``teacher.source: checkpoint``): on 2 shared CPU cores one teacher per seed does not fit; pass
+``--teacher-per-seed`` to train one per seed. After each run, the MPA-style parity stage
+(edgekd/tasks/gui_agent/parity.py) fine-tunes copies of student_alone and student_kd on the
+unlabelled transfer screens pseudo-labelled by the teacher, where the teacher is confident and
+the student disagrees.
+
+Latency: batch 1, 1 thread, interleaved sessions of the teacher and the student in torch eager and
+in ONNX Runtime FP32 (and the student's INT8), measured on seed 0's models.
+
+    python benchmarks/gui_agent_kd.py [--preset quick] [--seeds 0 1 2] [--out runs/gui_bench] [--set k=v ...]
+    python benchmarks/gui_agent_kd.py --runs runs/gui_s0 runs/gui_s1 runs/gui_s2   # analyse finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgekd.config import load_recipe
+from edgekd.fileio import write_json
+from edgekd.tasks import build_task
+from edgekd.tasks.base import torch_predict
+from edgekd.weights import load_module_weights
+
+SPLITS = ("test", "test_paraphrase", "test_clutter")
+ARMS = ("teacher", "student_alone", "student_kd", "student_alone+mpa", "student_kd+mpa", "onnx_fp32", "onnx_int8")
+
+
+def run_seed(seed: int, preset: str, sets: list[str], out: Path, teacher_ckpt: Path | None) -> Path:
+    from edgekd.config.device import load_device
+    from edgekd.pipeline.run import run_pipeline
+
+    extra = [f"seed={seed}"]
+    if teacher_ckpt is not None:
+        extra += ["teacher.source=checkpoint", f"teacher.checkpoint={teacher_ckpt}"]
+    recipe = load_recipe("gui_agent", sets + extra, preset=preset)
+    run_dir = out / f"seed{seed}"
+    run_pipeline(recipe, load_device("host-cpu"), run_dir, progress=False, say=lambda s: print(f"  [seed {seed}] {s}",
+                                                                                               flush=True))
+    return run_dir
+
+
+def _recipe_of(run_dir: Path) -> Any:
+    """The resolved recipe a run recorded in its manifest."""
+    from edgekd.config.recipe import recipe_model
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return recipe_model().model_validate(manifest["recipe_config"])
+
+
+def _load(task: Any, run_dir: Path) -> dict[str, torch.nn.Module]:
+    models = {"teacher": task.build_teacher(), "student_alone": task.build_student(),
+              "student_kd": task.build_student()}
+    for name, m in models.items():
+        load_module_weights(m, run_dir / f"{name}.safetensors")
+        m.eval()
+    return models
+
+
+def _ort(path: Path) -> Any:
+    from edgekd.runtime import SessionOptions, get_runtime
+    from edgekd.runtime.predict import session_predict
+
+    return session_predict(get_runtime("onnxruntime").load(path, SessionOptions(threads=1)))
+
+
+def analyse_run(run_dir: Path, mpa: dict[str, Any]) -> dict[str, Any]:
+    """Per-split accuracies (with text/icon) of every arm of one finished run, plus the MPA stage."""
+    from edgekd.tasks.gui_agent.parity import parity_align
+
+    report = json.loads((run_dir / "report.json").read_text())
+    recipe = _recipe_of(run_dir)
+    task = build_task(recipe.task, recipe.seed)
+    spec = task.io_spec()
+    models = _load(task, run_dir)
+    torch.manual_seed(recipe.seed)
+    lab = task.arrays("train").labelled
+    replay = torch.utils.data.Subset(task.dataset("train"), np.flatnonzero(lab).tolist())
+    unl = task.arrays("unlabelled")
+    mpa_info = {}
+    for base in ("student_alone", "student_kd"):
+        res = parity_align(copy.deepcopy(models[base]), models["teacher"], task.dataset("unlabelled"),
+                           input_names=spec.input_names, task_loss=task.task_loss, replay=replay,
+                           truth={"truth": unl.truth, "box": unl.boxes}, image_size=task.config.image_size,
+                           n_bins=task.config.n_bins, seed=recipe.seed, **mpa)
+        models[f"{base}+mpa"] = res.student
+        mpa_info[base] = {"unlabelled": res.n_unlabelled, "selected": res.n_selected,
+                          "filter_precision": res.filter_precision, "seconds": round(res.seconds, 1)}
+    predicts = {name: torch_predict(m, spec) for name, m in models.items()}
+    for name, fname in (("onnx_fp32", "student.onnx"), ("onnx_int8", "student.int8.onnx")):
+        if (run_dir / fname).exists():
+            predicts[name] = _ort(run_dir / fname)
+    acc: dict[str, dict[str, Any]] = {}
+    for name, pred in predicts.items():
+        acc[name] = {}
+        for split in SPLITS:
+            r = task.evaluate(pred, split)
+            acc[name][split] = {"all": r.metric, "text": r.extras["text_accuracy"], "icon": r.extras["icon_accuracy"]}
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items() if "+" not in k}
+    return {"run": str(run_dir), "seed": recipe.seed, "accuracy": acc, "mpa": mpa_info, "params": params,
+            "teacher_source": report.get("teacher", {}).get("source"),
+            "profiles": {k: v["latency_ms"] for k, v in report.get("profiles", {}).items()}}
+
+
+def latency_side_by_side(run_dir: Path, iterations: int) -> dict[str, Any]:
+    """Teacher vs student, torch eager and ORT FP32 (+ student INT8), batch 1, 1 thread, interleaved."""
+    from edgekd.export.onnx import export_onnx
+    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
+    from edgekd.runtime import SessionOptions
+
+    recipe = _recipe_of(run_dir)
+    task = build_task(recipe.task, recipe.seed)
+    spec = task.io_spec()
+    models = _load(task, run_dir)
+    t_onnx = run_dir / "bench_teacher.onnx"
+    export_onnx(models["teacher"], spec, t_onnx, exporter="torchscript", simplify=True)
+    opts = SessionOptions(threads=1)
+    feeds = spec.dummy_inputs({"batch": 1}, seed=0)
+    targets = {"teacher_torch": ProfileTarget.from_module(models["teacher"], spec, opts, feeds),
+               "student_torch": ProfileTarget.from_module(models["student_kd"], spec, opts, feeds),
+               "teacher_ort_fp32": ProfileTarget(t_onnx, "onnxruntime", opts, feeds),
+               "student_ort_fp32": ProfileTarget(run_dir / "student.onnx", "onnxruntime", opts, feeds),
+               "student_ort_int8": ProfileTarget(run_dir / "student.int8.onnx", "onnxruntime", opts, feeds)}
+    cfg_m = MeasureConfig(warmup_s=0.5, warmup_iters=10, sessions=3, iterations=iterations, min_duration_s=1.0)
+    reps = profile_artifacts(list(targets.values()), cfg_m, interleave=True, progress=False)
+    out = {}
+    for name, rep in zip(targets, reps, strict=True):
+        lat = rep.to_json()["results"]["latency_ms"]
+        out[name] = {k: lat[k] for k in ("p50", "p90")}
+    return out
+
+
+def _ms(xs: list[float | None]) -> str:
+    v = [x for x in xs if x is not None]
+    if not v:
+        return "-"
+    return f"{100 * np.mean(v):.1f} +- {100 * np.std(v, ddof=1) if len(v) > 1 else 0.0:.1f}"
+
+
+def print_summary(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> None:
+    seeds = [r["seed"] for r in results]
+    print(f"\nclick accuracy (%), mean +- std over seeds {seeds} (teacher source: "
+          f"{[r['teacher_source'] for r in results]})")
+    print(f"{'arm':<20}" + "".join(f"{s:>18}" for s in SPLITS) + f"{'test text':>18}{'test icon':>18}")
+    for arm in ARMS:
+        if not all(arm in r["accuracy"] for r in results):
+            continue
+        row = [_ms([r["accuracy"][arm][s]["all"] for r in results]) for s in SPLITS]
+        row += [_ms([r["accuracy"][arm]["test"][k] for r in results]) for k in ("text", "icon")]
+        print(f"{arm:<20}" + "".join(f"{c:>18}" for c in row))
+    for split in SPLITS:
+        d = [r["accuracy"]["student_kd"][split]["all"] - r["accuracy"]["student_alone"][split]["all"] for r in results]
+        print(f"KD gain over student alone on {split}: {100 * np.mean(d):+.1f} points (per seed: "
+              f"{', '.join(f'{100 * x:+.1f}' for x in d)})")
+    if all("onnx_int8" in r["accuracy"] and "onnx_fp32" in r["accuracy"] for r in results):
+        d = [r["accuracy"]["onnx_int8"]["test"]["all"] - r["accuracy"]["onnx_fp32"]["test"]["all"] for r in results]
+        print(f"INT8 - FP32 (ORT) on test: {100 * np.mean(d):+.2f} points (per seed: "
+              f"{', '.join(f'{100 * x:+.2f}' for x in d)})")
+    for r in results:
+        print(f"seed {r['seed']}: MPA {r['mpa']}  params {r['params']}")
+    if latency:
+        print("\nlatency, batch 1, 1 thread, interleaved (ms p50 / p90):")
+        for k, v in latency.items():
+            print(f"  {k:<18} {v['p50']:8.3f} / {v['p90']:8.3f}")
+        t, s = latency["teacher_torch"]["p50"], latency["student_torch"]["p50"]
+        print(f"student vs teacher, torch eager: {t / s:.1f}x faster; ORT FP32: "
+              f"{latency['teacher_ort_fp32']['p50'] / latency['student_ort_fp32']['p50']:.1f}x; student ORT INT8 vs "
+              f"teacher torch: {t / latency['student_ort_int8']['p50']:.1f}x, vs teacher ORT FP32: "
+              f"{latency['teacher_ort_fp32']['p50'] / latency['student_ort_int8']['p50']:.1f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe override a.b=value")
+    ap.add_argument("--out", type=Path, default=Path("runs/gui_bench"))
+    ap.add_argument("--runs", type=Path, nargs="+", help="analyse these finished runs instead of running")
+    ap.add_argument("--teacher-per-seed", action="store_true")
+    ap.add_argument("--mpa-threshold", type=float, default=0.5)
+    ap.add_argument("--mpa-epochs", type=int, default=2)
+    ap.add_argument("--latency-iterations", type=int, default=100)
+    ap.add_argument("--jobs", type=int, default=1, help="analyse this many runs in parallel (1 thread each)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    runs = list(args.runs or [])
+    if not runs:
+        for i, seed in enumerate(args.seeds):
+            ckpt = None if (args.teacher_per_seed or i == 0) else runs[0] / "teacher.safetensors"
+            runs.append(run_seed(seed, args.preset, args.sets, args.out, ckpt))
+    mpa = {"threshold": args.mpa_threshold, "epochs": args.mpa_epochs}
+    print(f"analysing {', '.join(map(str, runs))} ({args.jobs} at a time) ...", flush=True)
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            results = list(pool.map(analyse_run, runs, [mpa] * len(runs)))
+    else:
+        results = [analyse_run(r, mpa) for r in runs]
+    latency = latency_side_by_side(runs[0], args.latency_iterations)
+    out = args.out if not args.runs else Path(args.runs[0]).parent
+    write_json(out / "gui_agent_kd.json", {"results": results, "latency": latency,
+                                           "seconds": round(time.perf_counter() - t0, 1)})
+    print_summary(results, latency)
+    print(f"\nwrote {out / 'gui_agent_kd.json'} in {time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

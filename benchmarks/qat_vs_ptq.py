@@ -1,0 +1,244 @@
+"""Quantization-aware distillation vs post-training INT8, on a recipe's metric, in ONNX Runtime.
+
+For one recipe (default: gaze, angular error in degrees, lower is better) and one trained
+teacher, each student seed trains from the same initialisation, data order and distillation
+losses:
+
+- ``ort_fp32``: distilled in FP32, exported with :func:`edgekd.export.onnx.export_onnx`; then
+  quantized post-training with ONNX Runtime static INT8 (QDQ, U8S8,
+  :func:`edgekd.quantize.ort_static.quantize_onnx_static`, the recipe's calibration method and
+  sample count from the train split): ``ptq_all`` (every op type ONNX Runtime can quantize:
+  what the pipeline ships) and ``ptq_mm`` (Conv/MatMul/Gemm only: the op set QAT quantizes);
+- ``qat``: distilled with fake quantization from the start (``fit(..., qat=True)``, see
+  :mod:`edgekd.distill.qat`: per-tensor uint8 activations, int8 weights, around every
+  Conv/Linear), exported as QDQ ONNX with :func:`edgekd.distill.qat.export_qdq_onnx` (scales
+  learnt in training, no calibration); ``--no-scratch-qat`` skips it;
+- ``qat_ft`` (``--finetune-epochs N``, default 1): the FP32 student fine-tuned N more epochs at
+  lr/10 with fake quantization (QAT from trained weights, as Jacob et al. 2018 do), and its
+  control ``ft_fp32`` -> ``ft_ptq_all`` / ``ft_ptq_mm``: the same N epochs without fake
+  quantization, then PTQ. Only quantization-awareness differs between the two.
+
+``--per-tensor`` uses one weight scale per tensor in PTQ and QAT alike (default: the recipe's
+``quantize.per_channel``, per-channel for gaze). Every artifact is scored by the task's own
+metric on the test split through ONNX Runtime (CPU). Printed: one row per seed, the mean over
+seeds, and how often each QAT arm beats the better PTQ variant of its like-for-like control.
+
+    python benchmarks/qat_vs_ptq.py [--recipe gaze] [--preset quick] [--seeds 0 1 2]
+        [--set task.train_size=1500 ...] [--per-tensor] [--finetune-epochs 1] [--no-scratch-qat]
+
+The teacher is trained once (task data seed = recipe seed) and cached like the pipeline's
+(``edgekd.pipeline.teacher.obtain_teacher``); the seeds vary the student's training seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ARMS = ("torch_fp32", "ort_fp32", "ptq_all", "ptq_mm", "qat", "ft_fp32", "ft_ptq_all", "ft_ptq_mm", "qat_ft")
+# Sizes that keep the whole benchmark near 15 minutes on 2 shared CPU cores (measured).
+DEFAULT_SETS = ["task.train_size=1500", "task.val_size=200", "task.test_size=600",
+                "teacher.train.epochs=4", "train.epochs=4", "quantize.calibration.samples=128"]
+
+
+def ort_metric(task: Any, path: Path, threads: int) -> float:
+    from edgekd.runtime import SessionOptions, get_runtime
+    from edgekd.runtime.predict import session_predict
+
+    sess = get_runtime("onnxruntime").load(path, SessionOptions(threads=threads))
+    return float(task.evaluate(session_predict(sess), split="test").metric)
+
+
+def torch_metric(task: Any, model: torch.nn.Module) -> float:
+    from edgekd.tasks.base import torch_predict
+
+    return float(task.evaluate(torch_predict(model, task.io_spec()), split="test").metric)
+
+
+def val_metric(task: Any) -> Any:
+    """The validation metric each epoch (best epoch kept), as the pipeline does."""
+    from edgekd.tasks.base import torch_predict
+
+    def val(model: torch.nn.Module) -> float:
+        was = model.training
+        res = float(task.evaluate(torch_predict(model, task.io_spec()), split="val").metric)
+        model.train(was)
+        return res
+
+    return val
+
+
+def calib_feeds(task: Any, n: int) -> Iterator[dict[str, np.ndarray]]:
+    from edgekd.tasks.base import iterate_numpy
+
+    seen = 0
+    for feeds, _ in iterate_numpy(task.dataset("train"), task.io_spec().input_names, batch_size=1):
+        yield feeds
+        seen += 1
+        if seen >= n:
+            return
+
+
+def fused_ops(path: Path) -> dict[str, int]:
+    """Op counts of the graph ONNX Runtime actually runs (after its QDQ fusions)."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        ops = collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+    keys = ("QLinearConv", "QLinearMatMul", "MatMulIntegerToFloat", "QGemm", "Conv", "MatMul", "FusedConv",
+            "FusedMatMul", "Gemm", "QuantizeLinear", "DequantizeLinear")
+    return {k: ops[k] for k in keys if ops[k]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="gaze")
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--set", dest="sets", action="append", default=[],
+                    help="recipe override a.b=value (applied after the benchmark's defaults)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales in both PTQ and QAT "
+                    "(default: the recipe's quantize.per_channel)")
+    ap.add_argument("--finetune-epochs", type=int, default=1,
+                    help="fine-tune the FP32 student this many epochs with QAT (qat_ft) and, as the control, "
+                         "without it followed by PTQ (ft_ptq_*); 0 = off")
+    ap.add_argument("--no-scratch-qat", dest="scratch_qat", action="store_false",
+                    help="skip the arm trained with QAT from the start (it costs ~1.8x an FP32 training)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for artifacts and results.json (default: temp)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from edgekd.config.recipe import load_recipe
+    from edgekd.distill.loop import fit
+    from edgekd.distill.qat import export_qdq_onnx, prepare_qat
+    from edgekd.export.onnx import export_onnx
+    from edgekd.pipeline.teacher import obtain_teacher
+    from edgekd.quantize.ort_static import COMPUTE_OPS, quantize_onnx_static
+    from edgekd.tasks import build_task
+
+    recipe = load_recipe(args.recipe, [*DEFAULT_SETS, *args.sets], preset=args.preset)
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="edgekd-qat-vs-ptq-") if args.out is None else None
+    out = Path(tmp_ctx.name) if tmp_ctx is not None else args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    torch.manual_seed(recipe.seed)
+    task = build_task(recipe.task, recipe.seed)
+    spec = task.io_spec()
+    t0 = time.perf_counter()
+    teacher, tinfo = obtain_teacher(recipe, task, out / "teacher", progress=False)
+    teacher_s = time.perf_counter() - t0
+    teacher_metric = torch_metric(task, teacher)
+    per_channel = recipe.quantize.per_channel and not args.per_tensor
+    q = recipe.quantize.calibration
+    print(f"qat_vs_ptq: recipe {recipe.name} (preset {recipe.preset}), metric {task.metric.name} "
+          f"({'lower' if task.metric.lower_is_better else 'higher'} is better), train {len(task.dataset('train'))} / "
+          f"test {len(task.dataset('test'))} images, {recipe.train.epochs} student epochs, "
+          f"losses {[lc.kind for lc in recipe.distill.losses]}, PTQ {q.method} on {q.samples} samples, "
+          f"per_channel={per_channel}; ORT {args.threads} thread(s); torch {torch.__version__}")
+    print(f"teacher ({tinfo['source']}, {teacher_s:.0f} s): test {teacher_metric:.3f}")
+    common = dict(train_set=task.dataset("train"), input_names=spec.input_names, cfg=recipe.train,
+                  task_loss=task.task_loss, task_loss_weight=recipe.distill.task_loss_weight, teacher=teacher,
+                  losses=recipe.distill.losses, val_fn=val_metric(task), lower_is_better=task.metric.lower_is_better,
+                  progress=False)
+    rows: list[dict[str, Any]] = []
+    x = torch.from_numpy(spec.dummy_inputs(seed=0)[spec.input_names[0]])
+    sign = 1.0 if task.metric.lower_is_better else -1.0
+
+    def ptq(d: Path, fp32: Path, prefix: str, row: dict[str, Any]) -> None:
+        for arm, ops in ((f"{prefix}ptq_all", None), (f"{prefix}ptq_mm", COMPUTE_OPS)):
+            quantize_onnx_static(fp32, d / f"{arm}.onnx", calib_feeds(task, q.samples), method=q.method,
+                                 per_channel=per_channel, percentile=q.percentile, op_types=ops)
+            row[arm] = ort_metric(task, d / f"{arm}.onnx", args.threads)
+
+    def qdq(model: torch.nn.Module, path: Path) -> float:
+        export_qdq_onnx(model, (x,), path, input_names=list(spec.input_names), output_names=list(spec.output_names),
+                        opset=recipe.export.opset)
+        return ort_metric(task, path, args.threads)
+
+    for seed in args.seeds:
+        d = out / f"seed{seed}"
+        d.mkdir(exist_ok=True)
+        row: dict[str, Any] = {"seed": seed}
+        t0 = time.perf_counter()
+        fp = fit(task.build_student(), seed=seed, teacher_cache=d / "tcache", **common)  # type: ignore[arg-type]
+        row["train_fp32_s"] = time.perf_counter() - t0
+        row["torch_fp32"] = torch_metric(task, fp.student)
+        export_onnx(fp.student, spec, d / "fp32.onnx", opset=recipe.export.opset, exporter=recipe.export.exporter,
+                    simplify=recipe.export.simplify)
+        row["ort_fp32"] = ort_metric(task, d / "fp32.onnx", args.threads)
+        ptq(d, d / "fp32.onnx", "", row)
+        if args.scratch_qat:
+            t0 = time.perf_counter()
+            qat = fit(prepare_qat(task.build_student(), per_channel=per_channel), seed=seed, qat=True,
+                      teacher_cache=d / "tcache", **common)  # type: ignore[arg-type]
+            row["train_qat_s"] = time.perf_counter() - t0
+            row["qat"] = qdq(qat.student, d / "qat.onnx")
+        if args.finetune_epochs > 0:
+            # Same start (the FP32 student), same extra epochs, same lr: with fake quantization
+            # (qat_ft) and without it, then PTQ (ft_ptq_*). Only quantization-awareness differs.
+            ft_cfg = recipe.train.model_copy(update={"epochs": args.finetune_epochs, "warmup_steps": 0,
+                                                     "lr": recipe.train.lr / 10})
+            t0 = time.perf_counter()
+            ft = fit(prepare_qat(copy.deepcopy(fp.student).train(), per_channel=per_channel), seed=seed, qat=True,
+                     teacher_cache=d / "tcache", **{**common, "cfg": ft_cfg})  # type: ignore[arg-type]
+            row["train_qat_ft_s"] = time.perf_counter() - t0
+            row["qat_ft"] = qdq(ft.student, d / "qat_ft.onnx")
+            ctl = fit(copy.deepcopy(fp.student).train(), seed=seed, teacher_cache=d / "tcache",
+                      **{**common, "cfg": ft_cfg})  # type: ignore[arg-type]
+            export_onnx(ctl.student, spec, d / "ft_fp32.onnx", opset=recipe.export.opset,
+                        exporter=recipe.export.exporter, simplify=recipe.export.simplify)
+            row["ft_fp32"] = ort_metric(task, d / "ft_fp32.onnx", args.threads)
+            ptq(d, d / "ft_fp32.onnx", "ft_", row)
+        row["ops"] = {a: fused_ops(d / f"{a}.onnx") for a in ("ptq_all", "ptq_mm", "qat", "qat_ft")
+                      if (d / f"{a}.onnx").exists()}
+        rows.append(row)
+        arms = [a for a in ARMS if a in row and a not in ("torch_fp32",)]
+        print(f"seed {seed}: " + ", ".join(f"{a} {row[a]:.3f}" for a in arms)
+              + f" | train {row['train_fp32_s']:.0f} s fp32" + (f", {row['train_qat_s']:.0f} s qat"
+                                                                 if "train_qat_s" in row else ""))
+        print(f"  ORT-optimised int8 graphs: {json.dumps(row['ops'])}")
+
+    arms = [a for a in ARMS if a in rows[0]]
+    print(f"mean over {len(rows)} seed(s) ({task.metric.name}, test split, ORT, {len(task.dataset('test'))} images):")
+    for a in arms:
+        vals = [r[a] for r in rows]
+        base = "ft_fp32" if a.startswith("ft_") or a == "qat_ft" else "ort_fp32"
+        drops = [r[a] - r[base] for r in rows]
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        print(f"  {a:12s} {statistics.mean(vals):.3f} +- {sd:.3f}   change vs {base} {statistics.mean(drops):+.3f}")
+    for qa, prefix in (("qat", ""), ("qat_ft", "ft_")):
+        if qa not in rows[0]:
+            continue
+        best = [min(r[f"{prefix}ptq_all"], r[f"{prefix}ptq_mm"], key=lambda v: sign * v) for r in rows]
+        wins = sum(sign * (r[qa] - b) < 0 for r, b in zip(rows, best, strict=True))
+        print(f"{qa} INT8 better than the better of {prefix}ptq_all/{prefix}ptq_mm in {wins}/{len(rows)} seeds "
+              f"(mean {statistics.mean(r[qa] for r in rows):.3f} vs {statistics.mean(best):.3f})")
+    print(f"total {time.perf_counter() - t_start:.0f} s")
+    from edgekd.fileio import write_json
+
+    write_json(out / "results.json", {"recipe": recipe.name, "teacher_metric": teacher_metric, "rows": rows})
+    if tmp_ctx is not None:
+        tmp_ctx.cleanup()
+
+
+if __name__ == "__main__":
+    main()

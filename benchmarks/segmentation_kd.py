@@ -1,0 +1,262 @@
+"""Segmentation distillation benchmark: teacher / student alone / student+CWD / student+ACAM (and
+optionally pixel KD, LAD and the GKD two-stage student) over several seeds, in-domain and
+shifted-domain mIoU as mean +- std; then, on one seed's CWD student, FP32 vs INT8 mIoU and
+latency in ONNX Runtime and OpenVINO, and student vs teacher latency, measured side by side in
+one interleaved run.
+
+    python benchmarks/segmentation_kd.py --seeds 0 1 2 --out /tmp/segkd           # everything
+    python benchmarks/segmentation_kd.py --seeds 1 --out /tmp/segkd --no-runtime   # one seed (parallel runs)
+    python benchmarks/segmentation_kd.py --seeds 0 1 2 --out /tmp/segkd --aggregate  # print the table only
+
+Each seed's results are written to OUT/seed<k>.json as soon as they exist, so seeds can run in
+separate processes and a rerun skips finished seeds. The teacher comes from the pipeline's
+teacher cache (the same key as ``edgekd distill-and-export segmentation`` with that seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ARMS = ("alone", "cwd", "acam", "pixel_kd", "lad", "gkd")
+
+
+def arm_losses(arm: str) -> list[Any]:
+    from edgekd.distill.losses.acam import ACAMConfig
+    from edgekd.distill.losses.cwd import CWDConfig
+    from edgekd.distill.losses.hinton_kd import HintonKDConfig
+    from edgekd.distill.losses.lad import LADLossConfig
+
+    if arm == "cwd":  # CWD on the stride-8 logit maps, tau 4, weight 3 (the paper's logit setting)
+        return [CWDConfig(student="classifier", teacher="classifier", temperature=4.0, weight=3.0)]
+    if arm == "acam":
+        return [ACAMConfig(student="aspp", teacher="aspp", weight=1.0)]
+    if arm == "pixel_kd":
+        return [HintonKDConfig(temperature=1.0, mask_key="valid", weight=1.0)]
+    if arm == "lad":
+        return [LADLossConfig(temperature=1.0, weight=1.0)]
+    return []
+
+
+def scores(task: Any, model: Any) -> dict[str, Any]:
+    from edgekd.tasks.base import torch_predict
+
+    pred = torch_predict(model, task.io_spec())
+    res = task.evaluate(pred, "test")
+    out = {"test": res.metric, "per_class_iou": res.extras["per_class_iou"]}
+    for split in task.eval_splits():
+        out[split] = task.evaluate(pred, split).metric
+    return out
+
+
+def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
+
+    from edgekd.config import load_recipe
+    from edgekd.distill.loop import fit
+    from edgekd.pipeline.teacher import _val_fn, obtain_teacher
+    from edgekd.tasks import build_task
+    from edgekd.weights import save_module_weights
+
+    recipe = load_recipe(args.recipe, [*args.set, f"seed={seed}"], preset=args.preset)
+    task = build_task(recipe.task, seed)
+    spec = task.io_spec()
+    res: dict[str, Any] = {"seed": seed, "preset": recipe.preset, "arms": {}, "seconds": {}}
+    t0 = time.perf_counter()
+    teacher, info = obtain_teacher(recipe, task, out / f"seed{seed}", progress=False)
+    res["seconds"]["teacher"] = round(time.perf_counter() - t0, 1)
+    res["teacher_source"] = info["source"]
+    res["arms"]["teacher"] = scores(task, teacher)
+    print(f"seed {seed} teacher: {res['arms']['teacher']['test']:.4f} ({info['source']})", flush=True)
+    common = dict(train_set=task.dataset("train"), input_names=spec.input_names, cfg=recipe.train,
+                  task_loss=task.task_loss, val_fn=_val_fn(task), lower_is_better=False, seed=seed, progress=False)
+    lad_teacher = None
+    for arm in args.arms:
+        t0 = time.perf_counter()
+        if arm == "gkd":
+            from edgekd.tasks.segmentation.gkd import two_stage_fit
+
+            student = two_stage_fit(task, teacher, recipe.train, seed=seed, val_fn=_val_fn(task))
+        elif arm == "lad":
+            if lad_teacher is None:
+                lad_recipe = load_recipe(args.recipe, [*args.set, f"seed={seed}", "task.lad.enabled=true"],
+                                         preset=args.preset)
+                lad_task = build_task(lad_recipe.task, seed)
+                lad_teacher, _ = obtain_teacher(lad_recipe, lad_task, out / f"seed{seed}_lad", progress=False)
+                res["arms"]["lad_teacher"] = scores(lad_task, lad_teacher)
+            lad_common = {**common, "train_set": lad_task.dataset("train")}
+            student = fit(lad_task.build_student(), teacher=lad_teacher, losses=arm_losses(arm),
+                          **lad_common).student  # type: ignore[arg-type]
+        elif arm == "alone":
+            student = fit(task.build_student(), **common).student  # type: ignore[arg-type]
+        else:
+            student = fit(task.build_student(), teacher=teacher, losses=arm_losses(arm), **common).student  # type: ignore[arg-type]
+        res["seconds"][arm] = round(time.perf_counter() - t0, 1)
+        res["arms"][arm] = scores(task, student)
+        save_module_weights(student, out / f"seed{seed}_{arm}.safetensors")
+        print(f"seed {seed} {arm}: {res['arms'][arm]['test']:.4f} ({res['seconds'][arm]:.0f}s)", flush=True)
+    from edgekd.tasks.segmentation.models import param_count
+
+    res["params"] = {"teacher": param_count(teacher), "student": param_count(task.build_student())}
+    return res
+
+
+def aggregate(out: Path, seeds: list[int]) -> dict[str, Any]:
+    runs = [json.loads((out / f"seed{s}.json").read_text()) for s in seeds if (out / f"seed{s}.json").is_file()]
+    if not runs:
+        sys.exit(f"no seed results in {out}")
+    arms = [a for a in runs[0]["arms"] if all(a in r["arms"] for r in runs)]
+    splits = [k for k in runs[0]["arms"]["teacher"] if k != "per_class_iou"]
+    table: dict[str, Any] = {}
+    print(f"\nmIoU over seeds {[r['seed'] for r in runs]} (mean +- std, population std over seeds)")
+    print(f"{'arm':<13}" + "".join(f"{s:>18}" for s in splits))
+    for a in arms:
+        row = {}
+        cells = []
+        for s in splits:
+            v = [r["arms"][a][s] for r in runs]
+            m, sd = statistics.fmean(v), (statistics.pstdev(v) if len(v) > 1 else 0.0)
+            row[s] = {"mean": m, "std": sd, "values": v}
+            cells.append(f"{100 * m:8.2f} +- {100 * sd:5.2f}")
+        table[a] = row
+        print(f"{a:<13}" + "".join(f"{c:>18}" for c in cells))
+    if "alone" in table:
+        for a in arms:
+            if a in ("teacher", "alone", "lad_teacher"):
+                continue
+            d = [r["arms"][a]["test"] - r["arms"]["alone"]["test"] for r in runs]
+            wins = sum(x > 0 for x in d)
+            print(f"  {a} - alone (in-domain): {100 * statistics.fmean(d):+.2f} points "
+                  f"(per seed {', '.join(f'{100 * x:+.2f}' for x in d)}; better in {wins}/{len(d)} seeds)")
+    print(f"params: {runs[0]['params']}")
+    return table
+
+
+def runtime_check(args: argparse.Namespace, out: Path, seed: int, arm: str) -> dict[str, Any]:
+    """FP32 vs INT8 (ORT static QDQ per-channel; OpenVINO NNCF) mIoU and latency, student vs teacher."""
+    import numpy as np
+
+    from edgekd.config import load_recipe
+    from edgekd.export.onnx import export_onnx
+    from edgekd.export.parity import check_parity
+    from edgekd.pipeline.teacher import obtain_teacher
+    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
+    from edgekd.quantize.nncf_ov import quantize_openvino
+    from edgekd.quantize.ort_static import quantize_onnx_static
+    from edgekd.runtime import SessionOptions, get_runtime
+    from edgekd.runtime.predict import session_predict
+    from edgekd.tasks import build_task
+    from edgekd.tasks.base import iterate_numpy, torch_predict
+    from edgekd.tasks.segmentation.models import macs
+    from edgekd.weights import load_module_weights
+
+    recipe = load_recipe(args.recipe, [*args.set, f"seed={seed}"], preset=args.preset)
+    task = build_task(recipe.task, seed)
+    spec = task.io_spec()
+    teacher, _ = obtain_teacher(recipe, task, out / f"seed{seed}", progress=False)
+    student = task.build_student()
+    load_module_weights(student, out / f"seed{seed}_{arm}.safetensors")
+    student.eval()
+    rt = out / "runtime"
+    rt.mkdir(parents=True, exist_ok=True)
+    fp32 = rt / "student.onnx"
+    export_onnx(student, spec, fp32, opset=17, exporter="torchscript")
+    names = spec.input_names
+    calib = [b for b, _ in zip((f for f, _ in iterate_numpy(task.dataset("val"), names, 1)), range(64), strict=False)]
+    q_ort = quantize_onnx_static(fp32, rt / "student.int8.onnx", calib, per_channel=True)
+    q_ov = quantize_openvino(fp32, rt / "student.int8.xml", calib, subset_size=len(calib))
+    opts = SessionOptions(threads=args.threads, precision="fp32")
+    sessions = {
+        "ort_fp32": (fp32, "onnxruntime"), "ort_int8": (q_ort.path, "onnxruntime"),
+        "ov_fp32": (fp32, "openvino"), "ov_int8": (q_ov.path, "openvino"),
+    }
+    res: dict[str, Any] = {"seed": seed, "arm": arm, "threads": args.threads, "miou": {}, "argmax_agreement": {}}
+    ref = torch_predict(student, spec)
+    res["miou"]["torch_fp32"] = task.evaluate(ref, "test").metric
+    feeds = [f for f, _ in iterate_numpy(task.dataset("test"), names, 16)]
+    for name, (path, runtime) in sessions.items():
+        pred = session_predict(get_runtime(runtime).load(path, opts))
+        res["miou"][name] = task.evaluate(pred, "test").metric
+        rep = check_parity(ref, pred, feeds, output_names=spec.output_names, compare="argmax", min_agreement=0.97,
+                           raise_on_failure=False, artifact=Path(path).name)
+        res["argmax_agreement"][name] = rep.outputs[0].agreement
+    h, w = recipe.task.height, recipe.task.width
+    res["macs"] = {"student": macs(student, h, w), "teacher": macs(teacher, h, w)}
+    feed = spec.dummy_inputs({"batch": 1}, seed=seed)
+    targets = [("student_torch", ProfileTarget.from_module(student, spec, opts, feed)),
+               ("teacher_torch", ProfileTarget.from_module(teacher, spec, opts, feed))]
+    targets += [(n, ProfileTarget(Path(p), r, opts, feed, label=n)) for n, (p, r) in sessions.items()]
+    cfg = MeasureConfig(warmup_s=0.3, warmup_iters=5, sessions=args.sessions, iterations=args.iterations,
+                        min_duration_s=0.5)
+    reps = profile_artifacts([t for _, t in targets], cfg, interleave=True, progress=False)
+    p50 = {n: r.p50 for (n, _), r in zip(targets, reps, strict=True)}
+    res["latency_p50_ms"] = p50
+    res["valid"] = {n: r.valid for (n, _), r in zip(targets, reps, strict=True)}
+    res["ratios"] = {
+        "student_vs_teacher_torch": p50["student_torch"] / p50["teacher_torch"],
+        "ort_int8_vs_fp32": p50["ort_int8"] / p50["ort_fp32"],
+        "ov_int8_vs_fp32": p50["ov_int8"] / p50["ov_fp32"],
+    }
+    res["miou_drop_points"] = {"ort": 100 * (res["miou"]["ort_fp32"] - res["miou"]["ort_int8"]),
+                               "ov": 100 * (res["miou"]["ov_fp32"] - res["miou"]["ov_int8"])}
+    print(f"\nruntime check (seed {seed}, {arm} student, {args.threads} thread(s), batch 1, "
+          f"{h}x{w}; OpenVINO f32 inference precision)")
+    print(f"  params: student {sum(p.numel() for p in student.parameters()):,}  teacher "
+          f"{sum(p.numel() for p in teacher.parameters()):,};  MACs: student {res['macs']['student'] / 1e6:.1f}M  "
+          f"teacher {res['macs']['teacher'] / 1e6:.1f}M")
+    for n in ("torch_fp32", *sessions):
+        ag = res["argmax_agreement"].get(n)
+        print(f"  {n:<11} mIoU {100 * res['miou'][n]:6.2f}" + (f"  argmax agreement vs torch {ag:.4f}" if ag else "")
+              + (f"  p50 {p50[n]:.3f} ms" if n in p50 else ""))
+    print(f"  student_torch p50 {p50['student_torch']:.3f} ms, teacher_torch p50 {p50['teacher_torch']:.3f} ms")
+    for k, v in res["ratios"].items():
+        print(f"  latency ratio {k}: {v:.3f}")
+    print(f"  INT8 mIoU drop: ORT {res['miou_drop_points']['ort']:+.2f} points, "
+          f"OpenVINO {res['miou_drop_points']['ov']:+.2f} points; valid runs: {res['valid']}")
+    _ = np  # numpy is used by the callees' feeds
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="segmentation")
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--set", action="append", default=[], help="recipe override a.b=value (repeatable)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--arms", nargs="+", default=["alone", "cwd", "acam"], choices=ARMS)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--threads", type=int, default=1, help="torch / runtime threads")
+    ap.add_argument("--no-runtime", action="store_true", help="skip the INT8 / latency part")
+    ap.add_argument("--aggregate", action="store_true", help="only print the table of finished seeds")
+    ap.add_argument("--runtime-arm", default="cwd")
+    ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--sessions", type=int, default=3)
+    args = ap.parse_args()
+
+    import torch
+
+    from edgekd.fileio import write_json
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.aggregate:
+        for seed in args.seeds:
+            path = args.out / f"seed{seed}.json"
+            if path.is_file():
+                print(f"seed {seed}: reusing {path}")
+                continue
+            write_json(path, run_seed(args, seed, args.out))
+    table = aggregate(args.out, args.seeds)
+    write_json(args.out / "summary.json", table)
+    if not args.no_runtime and not args.aggregate:
+        rt = runtime_check(args, args.out, args.seeds[0], args.runtime_arm)
+        write_json(args.out / "runtime.json", rt)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""Teacher and student of the GUI-agent task: (screenshot, instruction) -> logits of [action, x-bin, y-bin].
+
+Both follow the VLM layout that visual-switch distillation needs (Sun et al., Switch-KD,
+arXiv:2604.14629): a text-independent vision encoder (module path ``vision``, output
+[B, C, H/8, W/8]), an instruction encoder (``text``, output [B, D]) and a fusion "language
+pathway" (``fusion``) that reads both and produces the answer tokens.
+``forward_from_visual(v, image, tokens)`` runs the fusion and heads on given visual features:
+the teacher is called that way with the student's projected features (the switch).
+
+Grounding head: the fused features give a score map s over the stride-8 grid, resampled to
+n_bins x n_bins; the coordinate tokens' logits are its log-marginals,
+x_logits[j] = logsumexp_i s[i, j] and y_logits[i] = logsumexp_j s[i, j], so the coordinate
+distributions are those of a spatial softmax and they distil like any token's logits.
+
+Output [B, 3, V] with V = max(4, n_bins): position 0 holds the 4 action logits followed by a
+filler (the smallest action logit minus 10, i.e. probability < e^-10 relative to any action;
+a constant like -1e4 would wreck the INT8 scale of the output), positions 1 and 2 the bins.
+
+- Teacher (a few million parameters): full 3x3 convolutions (stride 2, 4, 8), text-FiLM
+  residual blocks at stride 8 and a stride-16 context branch; its instruction encoder reads
+  FROZEN word vectors (a lexicon that knows synonyms, as a pretrained language encoder would:
+  synthetic, or all-MiniLM-L6-v2 word embeddings) through a trainable MLP and attention pooling.
+- Student (~0.5M): depthwise-separable vision, FiLM blocks, a stride-16 context branch, and a
+  tiny trainable word embedding (it has never seen the synonyms unless a teacher shows them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekd.tasks.gui_agent import tokens as T
+from edgekd.tasks.gui_agent.config import GuiModelConfig
+
+FILLER_MARGIN = 10.0
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1, separable: bool = False) -> nn.Sequential:
+    """3x3 conv (or depthwise 3x3 + pointwise 1x1) + BN + ReLU."""
+    if separable:
+        return nn.Sequential(nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                             nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class VisionEncoder(nn.Module):
+    """Image [B, 3, S, S] in [0, 1] -> features [B, C3, S/8, S/8]."""
+
+    def __init__(self, widths: tuple[int, int, int], separable: bool, extra: bool) -> None:
+        super().__init__()
+        c1, c2, c3 = widths
+        layers: list[nn.Module] = [conv_bn(3, c1, 2)]  # the stem is a full conv in both (3 input channels)
+        for cin, cout in ((c1, c2), (c2, c3)):
+            layers.append(conv_bn(cin, cout, 2, separable))
+        if extra:  # one more block at stride 8: a wider receptive field for reading words
+            layers.append(conv_bn(c3, c3, 1, separable))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body(image - 0.5)  # centre the pixels: BN follows, but the stem has no bias
+
+
+class TextEncoder(nn.Module):
+    """Token ids [B, L] -> instruction embedding [B, D]: word vectors -> MLP -> masked attention pooling.
+
+    ``lexicon`` (a [V, Dl] array) makes the word vectors a frozen buffer (teacher); without it
+    they are a trainable embedding of width ``embed_dim`` (student)."""
+
+    def __init__(self, vocab: int, dim: int, *, embed_dim: int = 48, lexicon: np.ndarray | None = None) -> None:
+        super().__init__()
+        if lexicon is not None:
+            self.register_buffer("lexicon", torch.as_tensor(lexicon, dtype=torch.float32))
+            self.embed: nn.Embedding | None = None
+            din = int(lexicon.shape[1])
+        else:
+            self.embed = nn.Embedding(vocab, embed_dim, padding_idx=T.PAD)
+            din = embed_dim
+        self.mlp = nn.Sequential(nn.Linear(din, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        self.score = nn.Linear(dim, 1)
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(dim, dim))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.embed is not None:
+            w = self.embed(tokens)
+        else:
+            w = F.embedding(tokens, self.get_buffer("lexicon"))
+        h = self.mlp(w)  # [B, L, D]
+        pad = (tokens == T.PAD).unsqueeze(-1)
+        att = self.score(h).masked_fill(pad, -1e4).softmax(1)  # attention over the real words
+        return self.out((att * h).sum(1))
+
+
+class FiLMBlock(nn.Module):
+    """x + relu(FiLM(BN(conv(x)), q)): FiLM (Perez et al. 2018, arXiv:1709.07871) scales and shifts
+    every channel by functions of the instruction: h * (1 + gamma(q)) + beta(q)."""
+
+    def __init__(self, ch: int, text_dim: int, separable: bool) -> None:
+        super().__init__()
+        if separable:
+            self.conv: nn.Module = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1, groups=ch, bias=False),
+                                                 nn.Conv2d(ch, ch, 1, bias=False))
+        else:
+            self.conv = nn.Conv2d(ch, ch, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(ch)
+        self.film = nn.Linear(text_dim, 2 * ch)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(q).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return x + F.relu(self.bn(self.conv(x)) * (1 + gamma) + beta)
+
+
+class Fusion(nn.Module):
+    """Visual features + instruction embedding -> fused map [B, C, S/8, S/8] (the 'language pathway')."""
+
+    def __init__(self, vis_ch: int, ch: int, text_dim: int, blocks: int, separable: bool, ctx_ch: int) -> None:
+        super().__init__()
+        self.inp = nn.Sequential(nn.Conv2d(vis_ch, ch, 1, bias=False), nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
+        self.blocks = nn.ModuleList(FiLMBlock(ch, text_dim, separable) for _ in range(blocks))
+        # stride-16 context: which region of the screen (bar, list, nav) the instruction is about
+        self.ctx_down = conv_bn(ch, ctx_ch, 2, separable)
+        self.ctx_film = FiLMBlock(ctx_ch, text_dim, separable)
+        self.ctx_up = nn.Conv2d(ctx_ch, ch, 1)
+
+    def forward(self, v: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        x = self.inp(v)
+        half = len(self.blocks) // 2
+        for blk in self.blocks[:half]:
+            x = blk(x, q)
+        c = self.ctx_film(self.ctx_down(x), q)
+        x = x + F.interpolate(self.ctx_up(c), scale_factor=2.0, mode="nearest")
+        for blk in self.blocks[half:]:
+            x = blk(x, q)
+        return x
+
+
+class GuiNet(nn.Module):
+    """(image [B,3,S,S] float, tokens [B,L] int64) -> logits [B, 3, V] (module docstring)."""
+
+    def __init__(self, *, vision: VisionEncoder, text: TextEncoder, fusion: Fusion, fusion_ch: int, text_dim: int,
+                 grid: int, n_bins: int) -> None:
+        super().__init__()
+        self.vision = vision
+        self.text = text
+        self.fusion = fusion
+        self.score = nn.Conv2d(fusion_ch, 1, 1)
+        self.action = nn.Sequential(nn.Linear(text_dim + fusion_ch, text_dim), nn.ReLU(inplace=True),
+                                    nn.Linear(text_dim, len(T.ACTIONS)))
+        self.grid = grid
+        self.n_bins = n_bins
+        self.vocab = T.vocab_size(n_bins)
+
+    def forward(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.forward_from_visual(self.vision(image), image, tokens)
+
+    def forward_from_visual(self, v: torch.Tensor, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The fusion pathway and heads on visual features ``v`` (the visual-switch entry point)."""
+        q = self.text(tokens)
+        x = self.fusion(v, q)
+        s = self.score(x)  # [B, 1, g, g]
+        if self.n_bins > self.grid:
+            s = F.interpolate(s, scale_factor=float(self.n_bins // self.grid), mode="bilinear", align_corners=False)
+        elif self.n_bins < self.grid:
+            s = F.avg_pool2d(s, self.grid // self.n_bins)
+        s = s[:, 0]
+        x_logits = torch.logsumexp(s, dim=1)  # [B, nb] marginal over rows
+        y_logits = torch.logsumexp(s, dim=2)
+        a = self.action(torch.cat([q, x.mean((2, 3))], dim=1))  # [B, 4]
+        pos0 = a
+        if self.vocab > a.shape[1]:
+            fill = (a.min(dim=1, keepdim=True).values - FILLER_MARGIN).expand(-1, self.vocab - a.shape[1])
+            pos0 = torch.cat([a, fill], dim=1)
+        return torch.stack([pos0, x_logits, y_logits], dim=1)
+
+
+def synthetic_lexicon(dim: int = 64, noise: float = 0.15, seed: int = 20240611) -> np.ndarray:
+    """Frozen word vectors [V, dim] in which synonyms (tokens.synonym_clusters) share a direction up to
+    relative noise ``noise``: a stand-in for a pretrained encoder's knowledge, fixed (not a recipe seed)."""
+    rng = np.random.default_rng(seed)
+    vecs = rng.standard_normal((len(T.WORDS), dim)) / math.sqrt(dim)
+    for cluster in T.synonym_clusters():
+        base = rng.standard_normal(dim) / math.sqrt(dim)
+        for w in cluster:
+            vecs[T.WORD_ID[w]] = base + noise * rng.standard_normal(dim) / math.sqrt(dim)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs[T.PAD] = 0.0
+    return vecs.astype(np.float32)
+
+
+def build_teacher(cfg: GuiModelConfig, image_size: int, n_bins: int, lexicon: np.ndarray) -> GuiNet:
+    vis = VisionEncoder(cfg.teacher_vision, separable=False, extra=True)
+    text = TextEncoder(len(T.WORDS), cfg.teacher_text_dim, lexicon=lexicon)
+    fusion = Fusion(cfg.teacher_vision[2], cfg.teacher_fusion, cfg.teacher_text_dim, cfg.teacher_blocks,
+                    separable=False, ctx_ch=cfg.teacher_context)
+    return GuiNet(vision=vis, text=text, fusion=fusion, fusion_ch=cfg.teacher_fusion, text_dim=cfg.teacher_text_dim,
+                  grid=image_size // 8, n_bins=n_bins)
+
+
+def build_student(cfg: GuiModelConfig, image_size: int, n_bins: int) -> GuiNet:
+    vis = VisionEncoder(cfg.student_vision, separable=cfg.student_separable, extra=False)
+    text = TextEncoder(len(T.WORDS), cfg.student_text_dim, embed_dim=cfg.student_embed_dim)
+    fusion = Fusion(cfg.student_vision[2], cfg.student_fusion, cfg.student_text_dim, cfg.student_blocks,
+                    separable=cfg.student_separable, ctx_ch=cfg.student_context)
+    return GuiNet(vision=vis, text=text, fusion=fusion, fusion_ch=cfg.student_fusion, text_dim=cfg.student_text_dim,
+                  grid=image_size // 8, n_bins=n_bins)
+
+
+def param_count(model: nn.Module) -> int:
+    """Trainable and frozen parameters (buffers such as the frozen lexicon excluded)."""
+    return sum(p.numel() for p in model.parameters())

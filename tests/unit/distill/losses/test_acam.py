@@ -1,0 +1,88 @@
+"""ACAM-style loss: the masked error and diversity formulas on seeded tensors, the term, and its errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.distill.losses import LOSSES
+from edgekd.distill.losses.acam import ACAMConfig, CrossAttentionMasks, mask_diversity, masked_feature_loss
+from edgekd.errors import ConfigError
+
+
+def _ref_masked(s: np.ndarray, t: np.ndarray, mc: np.ndarray, ms: np.ndarray) -> float:
+    """Loop form of L_kd: 1/M sum_k sum_{b,c,i} w (s-t)^2 / (sum_{b,c,i} w * var(t))."""
+    var = t.transpose(1, 0, 2, 3).reshape(t.shape[1], -1).var(1).mean()
+    out = 0.0
+    for k in range(ms.shape[1]):
+        num = den = 0.0
+        for b, c in itertools.product(range(s.shape[0]), range(s.shape[1])):
+            w = mc[b, c] * ms[b, k]
+            num += float((w * (s[b, c] - t[b, c]) ** 2).sum())
+            den += float(w.sum())
+        out += num / (den * var)
+    return out / ms.shape[1]
+
+
+def test_masked_loss_matches_loop_reference(gen: torch.Generator) -> None:
+    s = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64) * 2
+    mc = torch.rand(2, 3, generator=gen, dtype=torch.float64)
+    ms = torch.rand(2, 4, 4, 5, generator=gen, dtype=torch.float64)
+    got = masked_feature_loss(s, t, mc, ms, eps=0.0).item()
+    assert got == pytest.approx(_ref_masked(s.numpy(), t.numpy(), mc.numpy(), ms.numpy()), rel=1e-10)
+
+
+def test_uniform_masks_give_variance_normalised_mse(gen: torch.Generator) -> None:
+    s = torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    mse = ((s - t) ** 2).mean() / t.var(dim=(0, 2, 3), unbiased=False).mean()
+    got = masked_feature_loss(s, t, torch.full((2, 3), 0.3, dtype=torch.float64),
+                              torch.full((2, 2, 4, 4), 0.7, dtype=torch.float64), eps=0.0)
+    assert got.item() == pytest.approx(mse.item(), rel=1e-10)
+    # masks scale out (normalised by their mass): they cannot shrink the loss by switching off
+    assert masked_feature_loss(s, t, torch.full((2, 3), 1e-3, dtype=torch.float64),
+                               torch.full((2, 2, 4, 4), 1e-3, dtype=torch.float64), eps=0.0).item() == \
+        pytest.approx(mse.item(), rel=1e-8)
+    assert masked_feature_loss(t, t, torch.rand(2, 3), torch.rand(2, 2, 4, 4)).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_diversity_identical_vs_disjoint_masks() -> None:
+    same = torch.ones(1, 3, 2, 2)
+    assert mask_diversity(same).item() == pytest.approx(1.0)
+    disjoint = torch.zeros(1, 2, 2, 2)
+    disjoint[0, 0, 0] = 1.0
+    disjoint[0, 1, 1] = 1.0
+    assert mask_diversity(disjoint).item() == pytest.approx(0.0, abs=1e-7)
+    assert mask_diversity(torch.rand(2, 1, 3, 3)).item() == 0.0
+
+
+def test_masks_are_in_unit_range_and_fusion_starts_at_teacher(gen: torch.Generator) -> None:
+    torch.manual_seed(0)
+    m = CrossAttentionMasks(channels=6, masks=3, attn_dim=4)
+    s, t = torch.randn(2, 6, 3, 4, generator=gen), torch.randn(2, 6, 3, 4, generator=gen)
+    mc, ms, fused = m(s, t)
+    assert mc.shape == (2, 6) and ms.shape == (2, 3, 3, 4)
+    assert bool(((mc > 0) & (mc < 1)).all()) and bool(((ms > 0) & (ms < 1)).all())
+    torch.testing.assert_close(fused, t)  # zero-initialised output projection
+
+
+def test_term_trains_student_and_masks_only_through_their_paths(make_ctx, make_probe, gen) -> None:  # type: ignore[no-untyped-def]
+    s = torch.randn(2, 4, 3, 3, generator=gen, requires_grad=True)
+    t = torch.randn(2, 6, 3, 3, generator=gen, requires_grad=True)
+    cfg = ACAMConfig(student="s", teacher="t", masks=2, attn_dim=4)
+    term = LOSSES.get(cfg)(cfg, make_probe(student_feats={"s": s}, teacher_feats={"t": t}))
+    loss = term(make_ctx(student_feats={"s": s}, teacher_feats={"t": t}))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None  # the teacher never gets gradients
+    assert term.masker.spatial.weight.grad is not None and term.projector.proj.weight.grad is not None
+
+
+def test_non_4d_features_are_rejected(make_probe) -> None:  # type: ignore[no-untyped-def]
+    cfg = ACAMConfig(student="s", teacher="t")
+    probe = make_probe(student_feats={"s": torch.zeros(2, 8)}, teacher_feats={"t": torch.zeros(2, 8)})
+    with pytest.raises(ConfigError, match="4-D"):
+        LOSSES.get(cfg)(cfg, probe)

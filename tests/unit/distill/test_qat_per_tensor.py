@@ -1,0 +1,45 @@
+"""prepare_qat(per_channel=False): one weight scale per tensor, exported as QDQ with scalar scales."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from edgekd.distill.qat import export_qdq_onnx, prepare_qat
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(6, 2))
+
+
+def test_per_tensor_weights_train_and_export(tmp_path: Path) -> None:
+    per_tensor, per_channel = prepare_qat(_net(), per_channel=False).train(), prepare_qat(_net()).train()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        x = torch.rand(8, 1, 8, 8, generator=g)
+        per_tensor(x).sum().backward()
+        per_channel(x)
+    assert per_tensor[0].weight_fake_quant.qscheme == torch.per_tensor_symmetric
+    assert per_tensor[0].weight_fake_quant.scale.numel() == 1
+    assert per_channel[0].weight_fake_quant.scale.numel() == 6
+    assert per_tensor[0].weight.grad is not None and per_tensor[0].weight.grad.abs().sum() > 0
+    x = torch.rand(3, 1, 8, 8, generator=g)
+    path = tmp_path / "pt.onnx"
+    export_qdq_onnx(per_tensor, (x,), path, input_names=["image"], output_names=["y"])
+    m = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in m.graph.node if n.op_type == "Constant"}
+    scales = [(inits | consts).get(n.input[1]) for n in m.graph.node if n.op_type == "DequantizeLinear"]
+    assert scales and all(s is not None and s.size == 1 for s in scales)  # every scale is a scalar
+    y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        ref = per_tensor(x).numpy()
+    assert np.abs(y - ref).max() <= 2.0 * float(per_tensor[4].output_fake_quant.scale) + 1e-6
