@@ -61,11 +61,14 @@ def _recipe_of(run_dir: Path) -> Any:
     return recipe_model().model_validate(manifest["recipe_config"])
 
 
-def _load(task: Any, run_dir: Path) -> dict[str, torch.nn.Module]:
+def _load(task: Any, run_dir: Path, recipe: Any) -> dict[str, torch.nn.Module]:
     models = {"teacher": task.build_teacher(), "student_alone": task.build_student(),
               "student_kd": task.build_student()}
     for name, m in models.items():
-        load_module_weights(m, run_dir / f"{name}.safetensors")
+        path = run_dir / f"{name}.safetensors"
+        if name == "teacher" and not path.exists() and recipe.teacher.source == "checkpoint":
+            path = Path(recipe.teacher.checkpoint)  # a run with a given teacher does not copy it
+        load_module_weights(m, path)
         m.eval()
     return models
 
@@ -85,7 +88,7 @@ def analyse_run(run_dir: Path, mpa: dict[str, Any]) -> dict[str, Any]:
     recipe = _recipe_of(run_dir)
     task = build_task(recipe.task, recipe.seed)
     spec = task.io_spec()
-    models = _load(task, run_dir)
+    models = _load(task, run_dir, recipe)
     torch.manual_seed(recipe.seed)
     lab = task.arrays("train").labelled
     replay = torch.utils.data.Subset(task.dataset("train"), np.flatnonzero(lab).tolist())
@@ -124,7 +127,7 @@ def latency_side_by_side(run_dir: Path, iterations: int) -> dict[str, Any]:
     recipe = _recipe_of(run_dir)
     task = build_task(recipe.task, recipe.seed)
     spec = task.io_spec()
-    models = _load(task, run_dir)
+    models = _load(task, run_dir, recipe)
     t_onnx = run_dir / "bench_teacher.onnx"
     export_onnx(models["teacher"], spec, t_onnx, exporter="torchscript", simplify=True)
     opts = SessionOptions(threads=1)

@@ -118,4 +118,9 @@ def register(app: typer.Typer) -> None:
             loo = pt["loo_predicted_ms"]
             p(f"  {pt['label']}: measured {pt['measured_ms']:.4f} ms, fitted {pt['predicted_ms']:.4f} ms"
               + (f", held out {loo:.4f} ms" if loo is not None else ""), highlight=False, markup=False)
+        if len(samples) < 8:
+            # 4+ parameters from a handful of latencies: the fit can trade peak for bandwidth freely.
+            p(f"note: {len(samples)} report(s) determine the parameters poorly; calibrate on 8 or more models of "
+              "varied shapes (compute- and memory-bound, big and small) for a tighter band", highlight=False,
+              markup=False)
         p(f"wrote {out}", highlight=False, markup=False)

@@ -33,3 +33,16 @@ def test_atomic_path_for_path_writers(tmp_path: Path) -> None:
         assert not target.exists()
     assert target.read_bytes() == b"abc"
     assert sha256_file(target) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_atomic_files_get_the_umask_mode_not_0600(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from edgekd.fileio import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644

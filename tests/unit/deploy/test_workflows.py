@@ -45,9 +45,10 @@ def test_expected_workflows() -> None:
 
 
 def _loose_host_device(path: Path) -> Path:
-    """host-cpu with a metric ceiling a 1-epoch smoke model can meet (the rest unchanged)."""
+    """host-cpu with budgets a 1-epoch smoke model meets even on a loaded machine: this test is about the
+    workflow running as written; budget arithmetic is tested in tests/unit/gate."""
     d = yaml.safe_load((ROOT / "devices" / "host-cpu.yaml").read_text())
-    d["budgets"]["gaze"]["metric_max"] = 90.0
+    d["budgets"]["gaze"].update(metric_max=90.0, latency_p90_ms=10_000.0)
     path.write_text(yaml.safe_dump(d))
     return path
 
@@ -93,6 +94,7 @@ def test_host_workflow_runs_locally(tmp_path: Path) -> None:
     assert checks["artifact_mb"] == "PASS" and checks["metric_angular_error_deg"] == "PASS", checks
     # latency/memory: PASS, or INVALID when this (shared, noisy) machine throttled or drifted; never FAIL
     assert report["budget"]["verdict"] in ("PASS", "INVALID"), report["budget"]
+    assert checks["latency_p90_ucb99"] in ("PASS", "INVALID") and checks["peak_rss_mb"] in ("PASS", "INVALID")
     budgets = json.loads((tmp_path / "out" / "gate-budgets.json").read_text())
     assert {c["name"] for c in budgets["checks"]} >= {"latency_p90_ucb99", "peak_rss_mb"}
     assert (tmp_path / "out" / "gate-budgets.xml").is_file() and "edgekd gate" in summary.read_text()

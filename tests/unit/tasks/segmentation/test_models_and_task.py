@@ -156,3 +156,21 @@ def test_student_exports_to_onnx_with_argmax_parity(tmp_path: Path) -> None:
                        session_predict(get_runtime("onnxruntime").load(path, SessionOptions(threads=1))), feeds,
                        output_names=["logits"], compare="argmax", min_agreement=0.999)
     assert rep.passed
+
+
+def test_lad_teacher_trains_dual_path_and_distils_with_the_hint() -> None:
+    from edgekd.distill.loop import fit
+    from edgekd.distill.losses.lad import LADLossConfig
+
+    cfg = SMALL.model_copy(update={"lad": SMALL.lad.model_copy(update={"enabled": True})})
+    task = SegmentationTask(cfg, seed=0)
+    train = TrainConfig(epochs=1, batch_size=3, lr=1e-2, max_steps_per_epoch=2)
+    teacher = fit(task.build_teacher(), train_set=task.dataset("train"), input_names=task.teacher_input_names,
+                  cfg=train, task_loss=task.teacher_task_loss, progress=False).student
+    calls: list[int] = []
+    teacher.register_forward_hook(lambda _m, inputs, _o: calls.append(len(inputs)))
+    res = fit(task.build_student(), train_set=task.dataset("train"), input_names=("image",), cfg=train,
+              task_loss=task.task_loss, teacher=teacher, losses=[LADLossConfig()], progress=False)
+    assert np.isfinite(res.history[-1]["train_lad"])
+    # every training step ran the teacher with (image, hint); only the shape probe ran it on the image alone
+    assert calls.count(2) == 2 and calls.count(1) == 1
