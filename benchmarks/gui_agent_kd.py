@@ -15,6 +15,8 @@ in ONNX Runtime FP32 (and the student's INT8), measured on seed 0's models.
 
     python benchmarks/gui_agent_kd.py [--preset quick] [--seeds 0 1 2] [--out runs/gui_bench] [--set k=v ...]
     python benchmarks/gui_agent_kd.py --runs runs/gui_s0 runs/gui_s1 runs/gui_s2   # analyse finished runs
+    python benchmarks/gui_agent_kd.py --runs R0 --no-latency     # analyse one run as soon as it finishes
+    python benchmarks/gui_agent_kd.py --summarize R0 R1 R2 --runs R0   # merge, and time R0's models
 """
 
 from __future__ import annotations
@@ -197,9 +199,16 @@ def main() -> None:
     ap.add_argument("--mpa-epochs", type=int, default=2)
     ap.add_argument("--latency-iterations", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=1, help="analyse this many runs in parallel (1 thread each)")
+    ap.add_argument("--no-latency", dest="latency", action="store_false", help="skip the side-by-side timing")
+    ap.add_argument("--summarize", type=Path, nargs="+", help="only merge these analysed runs' gui_agent_kd.json "
+                    "(with --runs R: time R's models side by side)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
+    if args.summarize:
+        summarize_only(args.summarize, args.runs[0] if args.runs and args.latency else None,
+                       args.latency_iterations)
+        return
     runs = list(args.runs or [])
     if not runs:
         for i, seed in enumerate(args.seeds):
@@ -214,12 +223,21 @@ def main() -> None:
             results = list(pool.map(analyse_run, runs, [mpa] * len(runs)))
     else:
         results = [analyse_run(r, mpa) for r in runs]
-    latency = latency_side_by_side(runs[0], args.latency_iterations)
+    for r, res in zip(runs, results, strict=True):  # per run, so runs can be analysed as they finish
+        write_json(Path(r) / "gui_agent_kd.json", res)
+    latency = latency_side_by_side(runs[0], args.latency_iterations) if args.latency else None
     out = args.out if not args.runs else Path(args.runs[0]).parent
     write_json(out / "gui_agent_kd.json", {"results": results, "latency": latency,
                                            "seconds": round(time.perf_counter() - t0, 1)})
     print_summary(results, latency)
     print(f"\nwrote {out / 'gui_agent_kd.json'} in {time.perf_counter() - t0:.0f}s")
+
+
+def summarize_only(paths: list[Path], latency_run: Path | None, iterations: int) -> None:
+    """Merge per-run analyses (``<run>/gui_agent_kd.json``) and print the table."""
+    results = [json.loads((Path(p) / "gui_agent_kd.json").read_text()) for p in paths]
+    latency = latency_side_by_side(latency_run, iterations) if latency_run is not None else None
+    print_summary(results, latency)
 
 
 if __name__ == "__main__":

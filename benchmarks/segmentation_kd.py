@@ -36,6 +36,9 @@ def arm_losses(arm: str) -> list[Any]:
         return [CWDConfig(student="classifier", teacher="classifier", temperature=4.0, weight=3.0)]
     if arm == "acam":
         return [ACAMConfig(student="aspp", teacher="aspp", weight=1.0)]
+    if arm.startswith("acam:"):  # acam:<tap>:<mask_objective>, for ablations
+        _, tap, objective = arm.split(":")
+        return [ACAMConfig(student=tap, teacher=tap, mask_objective=objective)]  # type: ignore[arg-type]
     if arm == "pixel_kd":
         return [HintonKDConfig(temperature=1.0, mask_key="valid", weight=1.0)]
     if arm == "lad":
@@ -48,7 +51,7 @@ def scores(task: Any, model: Any) -> dict[str, Any]:
 
     pred = torch_predict(model, task.io_spec())
     res = task.evaluate(pred, "test")
-    out = {"test": res.metric, "per_class_iou": res.extras["per_class_iou"]}
+    out = {"test": res.metric, "per_class_iou": res.extras["per_class_iou"], "val": task.evaluate(pred, "val").metric}
     for split in task.eval_splits():
         out[split] = task.evaluate(pred, split).metric
     return out
@@ -110,7 +113,8 @@ def aggregate(out: Path, seeds: list[int]) -> dict[str, Any]:
     if not runs:
         sys.exit(f"no seed results in {out}")
     arms = [a for a in runs[0]["arms"] if all(a in r["arms"] for r in runs)]
-    splits = [k for k in runs[0]["arms"]["teacher"] if k != "per_class_iou"]
+    splits = [k for k in runs[0]["arms"]["teacher"] if k not in ("per_class_iou", "val")
+              and all(k in r["arms"]["teacher"] for r in runs)]
     table: dict[str, Any] = {}
     print(f"\nmIoU over seeds {[r['seed'] for r in runs]} (mean +- std, population std over seeds)")
     print(f"{'arm':<13}" + "".join(f"{s:>18}" for s in splits))
@@ -136,17 +140,67 @@ def aggregate(out: Path, seeds: list[int]) -> dict[str, Any]:
     return table
 
 
+def _artifacts(task: Any, student: Any, teacher: Any, rt: Path) -> dict[str, tuple[Path, str]]:
+    """Student FP32 / INT8 (ORT all ops, ORT conv-only, OpenVINO NNCF) and teacher FP32 artifacts."""
+    from edgekd.export.onnx import export_onnx
+    from edgekd.quantize.nncf_ov import quantize_openvino
+    from edgekd.quantize.ort_static import COMPUTE_OPS, quantize_onnx_static
+    from edgekd.tasks.base import iterate_numpy
+
+    rt.mkdir(parents=True, exist_ok=True)
+    spec = task.io_spec()
+    fp32, t_fp32 = rt / "student.onnx", rt / "teacher.onnx"
+    # TorchScript exporter: dynamo writes opset 18 for the bilinear Resize when 17 is asked
+    export_onnx(student, spec, fp32, opset=17, exporter="torchscript")
+    export_onnx(teacher, spec, t_fp32, opset=17, exporter="torchscript")
+    names = spec.input_names
+    calib = [f for f, _ in zip((f for f, _ in iterate_numpy(task.dataset("val"), names, 1)), range(48), strict=False)]
+    q_ort = quantize_onnx_static(fp32, rt / "student.int8.onnx", calib, per_channel=True)
+    q_conv = quantize_onnx_static(fp32, rt / "student.int8conv.onnx", calib, per_channel=True, op_types=COMPUTE_OPS)
+    q_ov = quantize_openvino(fp32, rt / "student.int8.xml", calib, subset_size=len(calib))
+    return {"ort_fp32": (fp32, "onnxruntime"), "ort_int8": (q_ort.path, "onnxruntime"),
+            "ort_int8_conv": (q_conv.path, "onnxruntime"), "ov_fp32": (fp32, "openvino"),
+            "ov_int8": (q_ov.path, "openvino"), "teacher_ort_fp32": (t_fp32, "onnxruntime"),
+            "teacher_ov_fp32": (t_fp32, "openvino")}
+
+
+def _latency(task: Any, student: Any, teacher: Any, arts: dict[str, tuple[Path, str]], args: argparse.Namespace,
+             seed: int) -> dict[str, Any]:
+    """One interleaved profiling run of every artifact plus torch eager student and teacher."""
+    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
+    from edgekd.runtime import SessionOptions
+
+    spec = task.io_spec()
+    opts = SessionOptions(threads=args.threads, precision="fp32")
+    feed = spec.dummy_inputs({"batch": 1}, seed=seed)
+    targets = [("student_torch", ProfileTarget.from_module(student, spec, opts, feed)),
+               ("teacher_torch", ProfileTarget.from_module(teacher, spec, opts, feed))]
+    targets += [(n, ProfileTarget(Path(p), r, opts, feed, label=n)) for n, (p, r) in arts.items()]
+    cfg = MeasureConfig(warmup_s=0.3, warmup_iters=5, sessions=args.sessions, iterations=args.iterations,
+                        min_duration_s=0.5)
+    reps = profile_artifacts([t for _, t in targets], cfg, interleave=True, progress=False)
+    p50 = {n: r.p50 for (n, _), r in zip(targets, reps, strict=True)}
+    return {"latency_p50_ms": p50, "valid": {n: r.valid for (n, _), r in zip(targets, reps, strict=True)},
+            "ratios": {"student_vs_teacher_torch": p50["student_torch"] / p50["teacher_torch"],
+                       "student_vs_teacher_ort_fp32": p50["ort_fp32"] / p50["teacher_ort_fp32"],
+                       "student_vs_teacher_ov_fp32": p50["ov_fp32"] / p50["teacher_ov_fp32"],
+                       "ort_int8_vs_fp32": p50["ort_int8"] / p50["ort_fp32"],
+                       "ort_int8_conv_vs_fp32": p50["ort_int8_conv"] / p50["ort_fp32"],
+                       "ov_int8_vs_fp32": p50["ov_int8"] / p50["ov_fp32"]}}
+
+
+def _print_latency(lat: dict[str, Any], title: str) -> None:
+    print(f"  latency p50 (ms), {title}: " + ", ".join(f"{k} {v:.3f}" for k, v in lat["latency_p50_ms"].items()))
+    for k, v in lat["ratios"].items():
+        print(f"    ratio {k}: {v:.3f}")
+    print(f"    valid runs: {all(lat['valid'].values())} {[k for k, v in lat['valid'].items() if not v]}")
+
+
 def runtime_check(args: argparse.Namespace, out: Path, seed: int, arm: str) -> dict[str, Any]:
     """FP32 vs INT8 (ORT static QDQ per-channel; OpenVINO NNCF) mIoU and latency, student vs teacher."""
-    import numpy as np
-
     from edgekd.config import load_recipe
-    from edgekd.export.onnx import export_onnx
     from edgekd.export.parity import check_parity
     from edgekd.pipeline.teacher import obtain_teacher
-    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
-    from edgekd.quantize.nncf_ov import quantize_openvino
-    from edgekd.quantize.ort_static import quantize_onnx_static
     from edgekd.runtime import SessionOptions, get_runtime
     from edgekd.runtime.predict import session_predict
     from edgekd.tasks import build_task
@@ -161,24 +215,15 @@ def runtime_check(args: argparse.Namespace, out: Path, seed: int, arm: str) -> d
     student = task.build_student()
     load_module_weights(student, out / f"seed{seed}_{arm}.safetensors")
     student.eval()
-    rt = out / "runtime"
-    rt.mkdir(parents=True, exist_ok=True)
-    fp32 = rt / "student.onnx"
-    export_onnx(student, spec, fp32, opset=17, exporter="torchscript")
-    names = spec.input_names
-    calib = [b for b, _ in zip((f for f, _ in iterate_numpy(task.dataset("val"), names, 1)), range(64), strict=False)]
-    q_ort = quantize_onnx_static(fp32, rt / "student.int8.onnx", calib, per_channel=True)
-    q_ov = quantize_openvino(fp32, rt / "student.int8.xml", calib, subset_size=len(calib))
+    arts = _artifacts(task, student, teacher, out / "runtime")
     opts = SessionOptions(threads=args.threads, precision="fp32")
-    sessions = {
-        "ort_fp32": (fp32, "onnxruntime"), "ort_int8": (q_ort.path, "onnxruntime"),
-        "ov_fp32": (fp32, "openvino"), "ov_int8": (q_ov.path, "openvino"),
-    }
     res: dict[str, Any] = {"seed": seed, "arm": arm, "threads": args.threads, "miou": {}, "argmax_agreement": {}}
     ref = torch_predict(student, spec)
     res["miou"]["torch_fp32"] = task.evaluate(ref, "test").metric
-    feeds = [f for f, _ in iterate_numpy(task.dataset("test"), names, 16)]
-    for name, (path, runtime) in sessions.items():
+    feeds = [f for f, _ in iterate_numpy(task.dataset("test"), spec.input_names, 16)]
+    for name, (path, runtime) in arts.items():
+        if name.startswith("teacher"):
+            continue
         pred = session_predict(get_runtime(runtime).load(path, opts))
         res["miou"][name] = task.evaluate(pred, "test").metric
         rep = check_parity(ref, pred, feeds, output_names=spec.output_names, compare="argmax", min_agreement=0.97,
@@ -186,38 +231,27 @@ def runtime_check(args: argparse.Namespace, out: Path, seed: int, arm: str) -> d
         res["argmax_agreement"][name] = rep.outputs[0].agreement
     h, w = recipe.task.height, recipe.task.width
     res["macs"] = {"student": macs(student, h, w), "teacher": macs(teacher, h, w)}
-    feed = spec.dummy_inputs({"batch": 1}, seed=seed)
-    targets = [("student_torch", ProfileTarget.from_module(student, spec, opts, feed)),
-               ("teacher_torch", ProfileTarget.from_module(teacher, spec, opts, feed))]
-    targets += [(n, ProfileTarget(Path(p), r, opts, feed, label=n)) for n, (p, r) in sessions.items()]
-    cfg = MeasureConfig(warmup_s=0.3, warmup_iters=5, sessions=args.sessions, iterations=args.iterations,
-                        min_duration_s=0.5)
-    reps = profile_artifacts([t for _, t in targets], cfg, interleave=True, progress=False)
-    p50 = {n: r.p50 for (n, _), r in zip(targets, reps, strict=True)}
-    res["latency_p50_ms"] = p50
-    res["valid"] = {n: r.valid for (n, _), r in zip(targets, reps, strict=True)}
-    res["ratios"] = {
-        "student_vs_teacher_torch": p50["student_torch"] / p50["teacher_torch"],
-        "ort_int8_vs_fp32": p50["ort_int8"] / p50["ort_fp32"],
-        "ov_int8_vs_fp32": p50["ov_int8"] / p50["ov_fp32"],
-    }
-    res["miou_drop_points"] = {"ort": 100 * (res["miou"]["ort_fp32"] - res["miou"]["ort_int8"]),
-                               "ov": 100 * (res["miou"]["ov_fp32"] - res["miou"]["ov_int8"])}
+    res["latency"] = {f"{h}x{w}": _latency(task, student, teacher, arts, args, seed)}
+    res["miou_drop_points"] = {k: 100 * (res["miou"][k.replace("int8", "fp32").replace("_conv", "")] - res["miou"][k])
+                               for k in ("ort_int8", "ort_int8_conv", "ov_int8")}
     print(f"\nruntime check (seed {seed}, {arm} student, {args.threads} thread(s), batch 1, "
           f"{h}x{w}; OpenVINO f32 inference precision)")
     print(f"  params: student {sum(p.numel() for p in student.parameters()):,}  teacher "
           f"{sum(p.numel() for p in teacher.parameters()):,};  MACs: student {res['macs']['student'] / 1e6:.1f}M  "
           f"teacher {res['macs']['teacher'] / 1e6:.1f}M")
-    for n in ("torch_fp32", *sessions):
+    for n, v in res["miou"].items():
         ag = res["argmax_agreement"].get(n)
-        print(f"  {n:<11} mIoU {100 * res['miou'][n]:6.2f}" + (f"  argmax agreement vs torch {ag:.4f}" if ag else "")
-              + (f"  p50 {p50[n]:.3f} ms" if n in p50 else ""))
-    print(f"  student_torch p50 {p50['student_torch']:.3f} ms, teacher_torch p50 {p50['teacher_torch']:.3f} ms")
-    for k, v in res["ratios"].items():
-        print(f"  latency ratio {k}: {v:.3f}")
-    print(f"  INT8 mIoU drop: ORT {res['miou_drop_points']['ort']:+.2f} points, "
-          f"OpenVINO {res['miou_drop_points']['ov']:+.2f} points; valid runs: {res['valid']}")
-    _ = np  # numpy is used by the callees' feeds
+        print(f"  {n:<14} test mIoU {100 * v:6.2f}" + (f"  argmax agreement vs torch {ag:.4f}" if ag else ""))
+    print("  INT8 mIoU drop (points): " + ", ".join(f"{k} {v:+.2f}" for k, v in res["miou_drop_points"].items()))
+    _print_latency(res["latency"][f"{h}x{w}"], f"{h}x{w}")
+    for size in args.profile_size:
+        ph, pw = (int(v) for v in size.lower().split("x"))
+        big = build_task(recipe.task.model_copy(update={"height": ph, "width": pw, "train_size": 2,
+                                                        "test_size": 2}), seed)
+        lat = _latency(big, student, teacher, _artifacts(big, student, teacher, out / f"runtime_{ph}x{pw}"), args,
+                       seed)
+        res["latency"][f"{ph}x{pw}"] = lat
+        _print_latency(lat, f"{ph}x{pw} (same weights; latency only)")
     return res
 
 
@@ -227,7 +261,8 @@ def main() -> int:
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--set", action="append", default=[], help="recipe override a.b=value (repeatable)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--arms", nargs="+", default=["alone", "cwd", "acam"], choices=ARMS)
+    ap.add_argument("--arms", nargs="+", default=["alone", "cwd", "acam"],
+                    help=f"any of {', '.join(ARMS)}, or acam:<tap>:<adversarial|cooperative> (ablation)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1, help="torch / runtime threads")
     ap.add_argument("--no-runtime", action="store_true", help="skip the INT8 / latency part")
@@ -235,7 +270,14 @@ def main() -> int:
     ap.add_argument("--runtime-arm", default="cwd")
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--sessions", type=int, default=3)
+    ap.add_argument("--profile-size", nargs="*", default=[], help="extra HxW sizes to profile (same weights)")
+    ap.add_argument("--runtime-only", action="store_true", help="skip training; run the runtime check on "
+                    "the saved weights of --seeds[0] / --runtime-arm")
     args = ap.parse_args()
+    bad = [a for a in args.arms if a not in ARMS and not (a.startswith("acam:") and len(a.split(":")) == 3
+                                                          and a.split(":")[2] in ("adversarial", "cooperative"))]
+    if bad:
+        ap.error(f"--arms {bad}: allowed {', '.join(ARMS)} or acam:<tap>:<adversarial|cooperative>")
 
     import torch
 
@@ -243,15 +285,16 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    if not args.aggregate:
+    if not args.aggregate and not args.runtime_only:
         for seed in args.seeds:
             path = args.out / f"seed{seed}.json"
             if path.is_file():
                 print(f"seed {seed}: reusing {path}")
                 continue
             write_json(path, run_seed(args, seed, args.out))
-    table = aggregate(args.out, args.seeds)
-    write_json(args.out / "summary.json", table)
+    if not args.runtime_only:
+        table = aggregate(args.out, args.seeds)
+        write_json(args.out / "summary.json", table)
     if not args.no_runtime and not args.aggregate:
         rt = runtime_check(args, args.out, args.seeds[0], args.runtime_arm)
         write_json(args.out / "runtime.json", rt)

@@ -1,8 +1,12 @@
 """ACAM-style feature distillation: adaptive, cooperative attention masks over channels and space.
 
-After ACAM-KD (Adaptive and Cooperative Attention Masking for Knowledge Distillation, 2025),
-which reports DeepLabV3-MobileNetV2 students on Cityscapes going from 73.12 to 76.21 mIoU.
-Two parts, as in the paper; the exact layer sizes here are ours:
+After Lan & Tian, "ACAM-KD: Adaptive and Cooperative Attention Masking for Knowledge
+Distillation", ICCV 2025 (arXiv:2503.06307), which reports DeepLabV3-MobileNetV2 students on
+Cityscapes going from 73.12 to 76.21 mIoU. Two parts, as in the paper (teacher queries, student
+keys/values; sigmoid masks from the fused feature; mask-normalised losses; a diversity loss).
+Where this differs: the paper sums a channel-masked and a spatial-masked loss with M masks
+each; here each of the M spatial masks is combined with one shared channel mask into a single
+weighted loss, and the layer sizes are ours:
 
 1. Student-teacher cross-attention feature fusion (STCA-FF). With the student feature
    projected to the teacher's shape, S = phi(F_S), and the teacher feature T, both [B, C, H, W]
@@ -22,13 +26,17 @@ Two parts, as in the paper; the exact layer sizes here are ours:
        L_div = 2 / (M (M - 1)) sum_{k<l} cos(m_s^k, m_s^l).
    Total: L = L_kd + lambda_div * L_div. The mask generator reads the student feature
    detached, so the student is trained only through the masked error term, and the masks
-   move as the student learns (the "adaptive, cooperative" part).
+   move as the student learns (the "adaptive, cooperative" part). With the mask-mass
+   normalisation, masks that *descend* L_kd drift to the pixels the student already matches
+   (dL/dw_i = (d_i - L) / sum w); ``mask_objective: adversarial`` (default) reverses the masks'
+   gradient of L_kd so they ascend it and keep pointing at what the student has not learned
+   yet, while the diversity term (descended) keeps the M masks on different regions.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +57,9 @@ class ACAMConfig(LossConfigBase):
     masks: int = Field(4, ge=1, le=32, description="number M of spatial masks")
     attn_dim: int = Field(32, ge=4, description="query/key width d of the cross-attention")
     diversity: float = Field(0.5, ge=0, description="lambda_div, weight of the mask diversity term")
+    mask_objective: Literal["adversarial", "cooperative"] = Field(
+        "adversarial", description="adversarial: the masks ascend L_kd (gradient reversal), so they move to where "
+        "the student still differs from the teacher; cooperative: they descend it with the student")
 
 
 def masked_feature_loss(student: torch.Tensor, teacher: torch.Tensor, channel_mask: torch.Tensor,
@@ -72,6 +83,19 @@ def mask_diversity(spatial_masks: torch.Tensor) -> torch.Tensor:
     cos = flat @ flat.transpose(1, 2)  # [B,M,M]
     off = cos.sum((1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(-1)
     return (off / (m * (m - 1))).mean()
+
+
+class _ReverseGrad(torch.autograd.Function):
+    """Identity forward, negated gradient backward (Ganin & Lempitsky 2015): lets the masks maximise
+    the loss that the student minimises, in one backward pass."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return -grad
 
 
 class CrossAttentionMasks(nn.Module):
@@ -117,7 +141,9 @@ class ACAMTerm(LossTerm):
         t = feature(ctx.teacher_feats, "teacher", self.cfg.teacher, self.cfg.kind).to(s.dtype)
         check_same_shape(s, t, self.cfg.kind, "feature (after projector)")
         m_c, m_s, _ = self.masker(s.detach(), t)
-        return masked_feature_loss(s, t, m_c, m_s) + self.cfg.diversity * mask_diversity(m_s)
+        w_c, w_s = (m_c, m_s) if self.cfg.mask_objective == "cooperative" else \
+            (_ReverseGrad.apply(m_c), _ReverseGrad.apply(m_s))
+        return masked_feature_loss(s, t, w_c, w_s) + self.cfg.diversity * mask_diversity(m_s)
 
 
 @LOSSES.register(ACAMConfig)

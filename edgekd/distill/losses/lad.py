@@ -4,10 +4,10 @@ Teacher logits come from a forward of the label-assisted teacher on (image, hint
 hint is a noisy label channel from the batch (see ``edgekd/tasks/segmentation/lad.py``); the
 student, which has no label input, matches them per pixel:
     L = T^2 * mean_{valid pixels} KL( softmax(z_T(x, h) / T) || softmax(z_S(x) / T) ).
-The idea of a teacher given privileged label information whose soft targets are distilled
-into a label-free student follows label-assisted / privileged-information distillation
-(Lopez-Paz et al., "Unifying distillation and privileged information", ICLR 2016; "LAD:
-label-assisted distillation" as named in issue 7); the KL term is Hinton et al. 2015.
+Qiu et al., "Make a Strong Teacher with Label Assistance: A Novel Knowledge Distillation
+Approach for Semantic Segmentation" (Label Assisted Distillation, ECCV 2024, arXiv:2407.13254):
+the teacher reads a noised label as privileged input, the student is distilled in the standard
+way; the KL term is Hinton et al. 2015 ("Distilling the Knowledge in a Neural Network").
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def read_labels(labels_file: Path) -> dict[str, tuple[float, float]]:
         raise ConfigError(f"--labels {str(labels_file)!r} does not exist or is not a file",
                           hint="give a CSV with the header file,yaw_deg,pitch_deg")
     try:
-        text = labels_file.read_text(encoding="utf-8")
+        text = labels_file.read_text(encoding="utf-8-sig")  # spreadsheet exports often start with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--labels {str(labels_file)!r}: not a readable UTF-8 text file ({exc})") from None
     rows = list(csv.reader(line for line in text.splitlines() if line.strip()))

@@ -154,29 +154,57 @@ class GuiNet(nn.Module):
                                     nn.Linear(text_dim, len(T.ACTIONS)))
         self.grid = grid
         self.n_bins = n_bins
-        self.vocab = T.vocab_size(n_bins)
+        self.vocab = V = T.vocab_size(n_bins)
+        # Constant (non-persistent) buffers: not weights, so checkpoints stay independent of them.
+        self.register_buffer("resample", resample_matrix(grid, n_bins), persistent=False)
+        pa = torch.zeros(3, len(T.ACTIONS), V)
+        pa[0, range(len(T.ACTIONS)), range(len(T.ACTIONS))] = 1.0
+        px, py, pf = torch.zeros(3, n_bins, V), torch.zeros(3, n_bins, V), torch.zeros(3, V)
+        px[1, range(n_bins), range(n_bins)] = -1.0
+        py[2, range(n_bins), range(n_bins)] = -1.0
+        pf[0, len(T.ACTIONS):] = -1.0
+        self.register_buffer("place_action", pa, persistent=False)
+        self.register_buffer("place_x_neg", px, persistent=False)
+        self.register_buffer("place_y_neg", py, persistent=False)
+        self.register_buffer("place_fill_neg", pf, persistent=False)
 
     def forward(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         return self.forward_from_visual(self.vision(image), image, tokens)
 
     def forward_from_visual(self, v: torch.Tensor, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """The fusion pathway and heads on visual features ``v`` (the visual-switch entry point)."""
+        """The fusion pathway and heads on visual features ``v`` (the visual-switch entry point).
+
+        Everything after the fused map is written with Einsum, Sub and ReduceLogSumExp, which
+        ONNX Runtime's static quantizer leaves in FP32: a Conv/Resize/Concat there would be
+        re-quantized with the range of all logits, and neighbouring coordinate bins (whose
+        logits differ by less than one INT8 step) would tie under arg-max."""
         q = self.text(tokens)
         x = self.fusion(v, q)
-        s = self.score(x)  # [B, 1, g, g]
-        if self.n_bins > self.grid:
-            s = F.interpolate(s, scale_factor=float(self.n_bins // self.grid), mode="bilinear", align_corners=False)
-        elif self.n_bins < self.grid:
-            s = F.avg_pool2d(s, self.grid // self.n_bins)
-        s = s[:, 0]
+        w = self.score.weight.reshape(-1)
+        s = torch.einsum("bchw,c->bhw", x, w) - (-self.score.bias)  # the 1x1 score conv, [B, g, g]
+        # bilinear resampling to n_bins (align_corners=False) as two constant matrices
+        s = torch.einsum("Hh,bhw,Ww->bHW", self.resample, s, self.resample)
         x_logits = torch.logsumexp(s, dim=1)  # [B, nb] marginal over rows
         y_logits = torch.logsumexp(s, dim=2)
         a = self.action(torch.cat([q, x.mean((2, 3))], dim=1))  # [B, 4]
-        pos0 = a
-        if self.vocab > a.shape[1]:
-            fill = (a.min(dim=1, keepdim=True).values - FILLER_MARGIN).expand(-1, self.vocab - a.shape[1])
-            pos0 = torch.cat([a, fill], dim=1)
-        return torch.stack([pos0, x_logits, y_logits], dim=1)
+        fill = a.min(dim=1).values - FILLER_MARGIN
+        # out[b, p, v]: actions and filler at p = 0, x at p = 1, y at p = 2 (placement by constants;
+        # subtraction of negated placements, because Add would be quantized)
+        return (torch.einsum("ba,pav->bpv", a, self.place_action) - torch.einsum("bj,pjv->bpv", x_logits,
+                                                                                 self.place_x_neg)
+                - torch.einsum("bi,piv->bpv", y_logits, self.place_y_neg)
+                - torch.einsum("b,pv->bpv", fill, self.place_fill_neg))
+
+
+def resample_matrix(grid: int, n_bins: int) -> torch.Tensor:
+    """[n_bins, grid] matrix R with R @ s = 1-D linear resampling of s (align_corners=False, edges
+    clamped; average pooling when n_bins < grid), so R s R^T is F.interpolate(bilinear) / avg_pool2d."""
+    eye = torch.eye(grid).unsqueeze(1)  # [grid, 1, grid]: each basis vector as a 1-D signal
+    if n_bins >= grid:
+        cols = F.interpolate(eye, size=n_bins, mode="linear", align_corners=False)
+    else:
+        cols = F.avg_pool1d(eye, grid // n_bins)
+    return cols[:, 0, :].T.contiguous()
 
 
 def synthetic_lexicon(dim: int = 64, noise: float = 0.15, seed: int = 20240611) -> np.ndarray:

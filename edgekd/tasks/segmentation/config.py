@@ -31,12 +31,15 @@ class SegModelConfig(Strict):
 
 
 class LADConfig(Strict):
-    """Label-Assisted Distillation: a teacher that also sees a (noisy) label channel."""
+    """Label Assisted Distillation (Qiu et al., ECCV 2024, arXiv:2407.13254): a teacher that also
+    sees a noised label channel, trained dual-path with a consistency loss."""
 
     enabled: bool = Field(False, description="train the teacher label-assisted (image + noisy label channel)")
     label_noise: float = Field(0.3, ge=0, le=1, description="share of hint pixels replaced by a random class, "
                                "so the teacher cannot just copy the hint")
     dual_path: bool = Field(True, description="train the teacher on both paths (hint and zero channel) each step")
+    consistency: float = Field(1.0, ge=0, description="weight of the dual-path consistency loss "
+                               "(mean squared distance between the two paths' class probabilities)")
 
 
 class SegmentationTaskConfig(TaskConfigBase):

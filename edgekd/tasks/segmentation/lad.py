@@ -1,10 +1,14 @@
-"""Label-Assisted Distillation (LAD): a teacher that also reads a (noisy) label channel.
+"""Label Assisted Distillation (LAD; Qiu et al., "Make a Strong Teacher with Label Assistance: A Novel
+Knowledge Distillation Approach for Semantic Segmentation", ECCV 2024, arXiv:2407.13254): a
+teacher that also reads a noised label channel.
 
 The teacher gets the image plus one extra input channel carrying a corrupted copy of the
 ground truth (see :func:`edgekd.tasks.segmentation.task.make_hint`); knowing most of the
 answer, it produces sharper, better-aligned soft targets than an image-only teacher. It is
 trained *dual-path*: every step computes the loss both with the hint and with a zero channel,
     L_teacher = 1/2 [ CE(f_T(x, h), y) + CE(f_T(x, 0), y) ],
+plus a dual-path consistency term as in the paper (here between the hint and the zero path),
+    lambda * ||softmax(f_T(x, h)) - softmax(f_T(x, 0))||^2   (``task.lad.consistency``),
 so it is also a usable image-only model (how it is evaluated and profiled). The student never
 sees labels: its input has no hint channel, which for a first convolution is exactly a zero
 channel. During distillation the ``lad`` loss (``edgekd/distill/losses/lad.py``) calls the

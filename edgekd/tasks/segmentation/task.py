@@ -171,8 +171,14 @@ class SegmentationTask:
         return ("image", "hint") if self.config.lad.enabled else tuple(self.io_spec().input_names)
 
     def teacher_task_loss(self, outputs: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Mean of the task loss over every output (LAD's dual-path teacher returns one per path)."""
-        return torch.stack([self.task_loss((o,), batch) for o in outputs]).mean()
+        """Mean of the task loss over every output; with LAD's two paths (hint, zero channel) plus the
+        dual-path consistency term  lambda * mean_pixels ||softmax(z_hint) - softmax(z_zero)||^2."""
+        loss = torch.stack([self.task_loss((o,), batch) for o in outputs]).mean()
+        lam = self.config.lad.consistency
+        if len(outputs) == 2 and lam > 0:
+            p, q = (torch.softmax(o.float(), 1) for o in outputs)
+            loss = loss + lam * (p - q).pow(2).sum(1).mean()
+        return loss
 
     # ---- loss and metric
     def task_loss(self, outputs: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -17,12 +17,17 @@ def test_required_devices_ship() -> None:
 
 
 @pytest.mark.parametrize("name", DEVICES)
+def test_every_device_budgets_every_recipe(name: str) -> None:
+    assert {p.stem for p in RECIPES} <= set(load_device(name).budgets), f"{name}: a recipe without a budget"
+
+
+@pytest.mark.parametrize("name", DEVICES)
 def test_device_loads(name: str) -> None:
     d = load_device(name)
     assert d.name == name, "a device file's name field must equal its file name"
     assert d.runtimes, "a device must support at least one runtime"
     for recipe, budget in d.budgets.items():
-        assert (recipes_dir() / f"{recipe}.yaml").exists() or recipe in {"segmentation", "drone", "gui_agent"}
+        assert (recipes_dir() / f"{recipe}.yaml").exists(), f"{name}: budget for {recipe!r}, which no recipe ships"
         assert d.supports(budget.runtime, budget.precision), f"{name}: budget for {recipe} names an unsupported runtime"
 
 

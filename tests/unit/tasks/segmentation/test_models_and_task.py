@@ -111,7 +111,14 @@ def test_task_loss_ignores_255_and_lad_items() -> None:
     loss = task.task_loss((logits,), batch)
     assert loss.item() == pytest.approx(np.log(8), rel=1e-5)  # one counted pixel, uniform logits
     two = task.teacher_task_loss((logits, logits * 0), batch)
-    assert two.item() == pytest.approx(np.log(8), rel=1e-5)
+    assert two.item() == pytest.approx(np.log(8), rel=1e-5)  # equal paths: no consistency penalty
+    other = torch.zeros(1, 8, 2, 2)
+    other[:, 0] = 100.0  # a confident second path: CE 0 on the counted pixel, probabilities far apart
+    p = torch.full((8,), 1 / 8)
+    q = torch.zeros(8)
+    q[0] = 1.0
+    expected = 0.5 * np.log(8) + 1.0 * float(((p - q) ** 2).sum())
+    assert task.teacher_task_loss((logits, other), batch).item() == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("update, field", [({"height": 30}, "task.height=30"),
@@ -172,5 +179,5 @@ def test_lad_teacher_trains_dual_path_and_distils_with_the_hint() -> None:
     res = fit(task.build_student(), train_set=task.dataset("train"), input_names=("image",), cfg=train,
               task_loss=task.task_loss, teacher=teacher, losses=[LADLossConfig()], progress=False)
     assert np.isfinite(res.history[-1]["train_lad"])
-    # every training step ran the teacher with (image, hint); only the shape probe ran it on the image alone
-    assert calls.count(2) == 2 and calls.count(1) == 1
+    # the 2 training steps ran the teacher with (image, hint); only the shape probes before them used the image alone
+    assert calls[-2:] == [2, 2] and calls.count(2) == 2
