@@ -11,7 +11,8 @@ Controllers flown on the test split (the paper's 8 start poses + random ones), s
   onnx_fp32/int8   student_bc exported and quantized, flown through ONNX Runtime
 
 Latency: batch 1, 1 thread, interleaved rounds; the teacher is timed as deployed (median,
-thresholds, connected components, PCA box, IBVS pseudo-inverse) on rendered frames.
+thresholds, connected components, PCA box, IBVS pseudo-inverse) on rendered frames. The teacher
+pipeline with a learned segmenter (the paper's) is timed by benchmarks/drone_latency.py.
 
     python benchmarks/drone_closed_loop.py [--preset quick] [--out runs/drone_bench] [--set k=v ...]
                                            [--run runs/drone]   # reuse a distill-and-export run's students

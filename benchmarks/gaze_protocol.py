@@ -122,8 +122,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     a = float(np.mean([p["after"] for p in per]))
     out["personal_before_deg"], out["personal_after_deg"] = b, a
     out["personal_reduction"] = 1 - a / b
-    if seed == args.seed0:
-        out["_models"] = (teacher, kd)
+    out["_models"] = (teacher, kd)
     return out
 
 
@@ -201,8 +200,9 @@ def _run_parallel(raw: list[str], seeds: list[int], args: argparse.Namespace) ->
             raise SystemExit(f"seed {s} worker failed (rc {rc}):\n{tail}")
     runs = [json.loads((work / f"seed{s}.json").read_text()) for s in seeds]
     cfg = GazeModelConfig()
-    teacher = load_module_weights(models.build_teacher(cfg), work / "teacher.safetensors").eval()
-    student = load_module_weights(models.build_student(cfg), work / "student.safetensors").eval()
+    teacher = load_module_weights(models.build_teacher(cfg), work / f"teacher{seeds[0]}.safetensors").eval()
+    student = load_module_weights(models.build_student(cfg), work / f"student{seeds[0]}.safetensors").eval()
+    print(f"(per-seed logs and weights in {work})")
     runs[0]["_models"] = (teacher, student)
     return runs
 
@@ -257,9 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         from edgekd.weights import save_module_weights
 
         r = run_seed(args, args.only_seed)
-        if "_models" in r:
-            save_module_weights(r["_models"][0], args.work / "teacher.safetensors")
-            save_module_weights(r["_models"][1], args.work / "student.safetensors")
+        save_module_weights(r["_models"][0], args.work / f"teacher{args.only_seed}.safetensors")
+        save_module_weights(r["_models"][1], args.work / f"student{args.only_seed}.safetensors")
         write_json(args.work / f"seed{args.only_seed}.json", {k: v for k, v in r.items() if k != "_models"})
         return 0
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
@@ -311,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     teacher, student = runs[0]["_models"]
-    del runs[0]["_models"]
+    for r in runs:
+        r.pop("_models", None)
     t = time.perf_counter()
     lat = latency(args, teacher, student)
     p = {k: v["p50_ms"] for k, v in lat.items() if isinstance(v, dict)}

@@ -82,7 +82,33 @@ def _ort(path: Path) -> Any:
     return session_predict(get_runtime("onnxruntime").load(path, SessionOptions(threads=1)))
 
 
-def analyse_run(run_dir: Path, mpa: dict[str, Any]) -> dict[str, Any]:
+def reexport(student: torch.nn.Module, task: Any, recipe: Any, run_dir: Path) -> dict[str, Path]:
+    """Export and INT8-quantize ``student`` with the current model code and the run's settings (as the
+    pipeline does), beside the run's own artifacts: a run made before a graph change (same weights,
+    same function) is re-measured with the graph the package now ships."""
+    from edgekd.export.onnx import export_onnx
+    from edgekd.quantize.ort_static import quantize_onnx_static
+    from edgekd.tasks.base import iterate_numpy
+
+    spec = task.io_spec()
+    fp32, int8 = run_dir / "bench_student.onnx", run_dir / "bench_student.int8.onnx"
+    e = recipe.export
+    export_onnx(student, spec, fp32, opset=e.opset, exporter=e.exporter, dynamic_batch=e.dynamic_batch,
+                simplify=e.simplify)
+    q = recipe.quantize
+
+    def calib() -> Any:
+        for i, (b, _) in enumerate(iterate_numpy(task.dataset("train"), spec.input_names, 1)):
+            if i >= q.calibration.samples:
+                return
+            yield b
+
+    quantize_onnx_static(fp32, int8, calib(), method=q.calibration.method, per_channel=q.per_channel,
+                         percentile=q.calibration.percentile)
+    return {"onnx_fp32": fp32, "onnx_int8": int8}
+
+
+def analyse_run(run_dir: Path, mpa: dict[str, Any], reexport_onnx: bool = True) -> dict[str, Any]:
     """Per-split accuracies (with text/icon) of every arm of one finished run, plus the MPA stage."""
     from edgekd.tasks.gui_agent.parity import parity_align
 
@@ -105,9 +131,11 @@ def analyse_run(run_dir: Path, mpa: dict[str, Any]) -> dict[str, Any]:
         mpa_info[base] = {"unlabelled": res.n_unlabelled, "selected": res.n_selected,
                           "filter_precision": res.filter_precision, "seconds": round(res.seconds, 1)}
     predicts = {name: torch_predict(m, spec) for name, m in models.items()}
-    for name, fname in (("onnx_fp32", "student.onnx"), ("onnx_int8", "student.int8.onnx")):
-        if (run_dir / fname).exists():
-            predicts[name] = _ort(run_dir / fname)
+    onnx_paths = reexport(models["student_kd"], task, recipe, run_dir) if reexport_onnx else \
+        {"onnx_fp32": run_dir / "student.onnx", "onnx_int8": run_dir / "student.int8.onnx"}
+    for name, path in onnx_paths.items():
+        if path.exists():
+            predicts[name] = _ort(path)
     acc: dict[str, dict[str, Any]] = {}
     for name, pred in predicts.items():
         acc[name] = {}
@@ -137,8 +165,9 @@ def latency_side_by_side(run_dir: Path, iterations: int) -> dict[str, Any]:
     targets = {"teacher_torch": ProfileTarget.from_module(models["teacher"], spec, opts, feeds),
                "student_torch": ProfileTarget.from_module(models["student_kd"], spec, opts, feeds),
                "teacher_ort_fp32": ProfileTarget(t_onnx, "onnxruntime", opts, feeds),
-               "student_ort_fp32": ProfileTarget(run_dir / "student.onnx", "onnxruntime", opts, feeds),
-               "student_ort_int8": ProfileTarget(run_dir / "student.int8.onnx", "onnxruntime", opts, feeds)}
+               "student_ort_fp32": ProfileTarget(_prefer(run_dir, "student.onnx"), "onnxruntime", opts, feeds),
+               "student_ort_int8": ProfileTarget(_prefer(run_dir, "student.int8.onnx"), "onnxruntime", opts,
+                                                 feeds)}
     cfg_m = MeasureConfig(warmup_s=0.5, warmup_iters=10, sessions=3, iterations=iterations, min_duration_s=1.0)
     reps = profile_artifacts(list(targets.values()), cfg_m, interleave=True, progress=False)
     out = {}
@@ -146,6 +175,12 @@ def latency_side_by_side(run_dir: Path, iterations: int) -> dict[str, Any]:
         lat = rep.to_json()["results"]["latency_ms"]
         out[name] = {k: lat[k] for k in ("p50", "p90")}
     return out
+
+
+def _prefer(run_dir: Path, name: str) -> Path:
+    """The benchmark's re-exported artifact when there is one, else the run's."""
+    p = run_dir / f"bench_{name}"
+    return p if p.exists() else run_dir / name
 
 
 def _ms(xs: list[float | None]) -> str:

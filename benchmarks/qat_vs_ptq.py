@@ -18,6 +18,12 @@ losses:
   control ``ft_fp32`` -> ``ft_ptq_all`` / ``ft_ptq_mm``: the same N epochs without fake
   quantization, then PTQ. Only quantization-awareness differs between the two.
 
+``--weight-bits B`` (B < 8) swaps the 8-bit ``qat_ft`` arm for a low-bit one: ``wB_qat_ft``
+(QAT fine-tune with B-bit weights, int8 activations) vs ``wB_ptq`` (the control's weights
+rounded to B bits, activation ranges calibrated on the calibration samples, no training); the
+same quantizer and the same exact int8 QDQ export (:func:`edgekd.distill.qat.bake_low_bit_weights`)
+for both, run by ONNX Runtime's int8 kernels.
+
 ``--per-tensor`` uses one weight scale per tensor in PTQ and QAT alike (default: the recipe's
 ``quantize.per_channel``, per-channel for gaze). Every artifact is scored by the task's own
 metric on the test split through ONNX Runtime (CPU). Printed: one row per seed, the mean over
@@ -25,6 +31,7 @@ seeds, and how often each QAT arm beats the better PTQ variant of its like-for-l
 
     python benchmarks/qat_vs_ptq.py [--recipe gaze] [--preset quick] [--seeds 0 1 2]
         [--set task.train_size=1500 ...] [--per-tensor] [--finetune-epochs 1] [--no-scratch-qat]
+        [--weight-bits 4]
 
 The teacher is trained once (task data seed = recipe seed) and cached like the pipeline's
 (``edgekd.pipeline.teacher.obtain_teacher``); the seeds vary the student's training seed.
@@ -45,7 +52,8 @@ from typing import Any
 import numpy as np
 import torch
 
-ARMS = ("torch_fp32", "ort_fp32", "ptq_all", "ptq_mm", "qat", "ft_fp32", "ft_ptq_all", "ft_ptq_mm", "qat_ft")
+ARMS = ("torch_fp32", "ort_fp32", "ptq_all", "ptq_mm", "qat", "ft_fp32", "ft_ptq_all", "ft_ptq_mm", "qat_ft",
+        *(f"w{b}_{a}" for b in range(2, 8) for a in ("ptq", "qat_ft")))
 # Sizes that keep the whole benchmark near 15 minutes on 2 shared CPU cores (measured).
 DEFAULT_SETS = ["task.train_size=1500", "task.val_size=200", "task.test_size=600",
                 "teacher.train.epochs=4", "train.epochs=4", "quantize.calibration.samples=128"]
@@ -120,6 +128,11 @@ def main() -> None:
     ap.add_argument("--finetune-epochs", type=int, default=1,
                     help="fine-tune the FP32 student this many epochs with QAT (qat_ft) and, as the control, "
                          "without it followed by PTQ (ft_ptq_*); 0 = off")
+    ap.add_argument("--weight-bits", type=int, default=8,
+                    help="< 8: also compare low-bit weights (int8 activations): wB_ptq (the fine-tuned FP32 "
+                         "control, weights rounded to B bits, activation ranges calibrated) vs wB_qat_ft (QAT "
+                         "fine-tune with B-bit weights); both exported exactly as int8 QDQ and run in ORT. "
+                         "Replaces the 8-bit qat_ft arm")
     ap.add_argument("--no-scratch-qat", dest="scratch_qat", action="store_false",
                     help="skip the arm trained with QAT from the start (it costs ~1.8x an FP32 training)")
     ap.add_argument("--out", type=Path, default=None, help="folder for artifacts and results.json (default: temp)")
@@ -128,7 +141,7 @@ def main() -> None:
 
     from edgekd.config.recipe import load_recipe
     from edgekd.distill.loop import fit
-    from edgekd.distill.qat import export_qdq_onnx, prepare_qat
+    from edgekd.distill.qat import bake_low_bit_weights, export_qdq_onnx, freeze_qat, prepare_qat
     from edgekd.export.onnx import export_onnx
     from edgekd.pipeline.teacher import obtain_teacher
     from edgekd.quantize.ort_static import COMPUTE_OPS, quantize_onnx_static
@@ -169,6 +182,16 @@ def main() -> None:
                                  per_channel=per_channel, percentile=q.percentile, op_types=ops)
             row[arm] = ort_metric(task, d / f"{arm}.onnx", args.threads)
 
+    def calibrate(model: torch.nn.Module) -> torch.nn.Module:
+        """Observer ranges from the recipe's calibration samples, in one batch (so min/max over all
+        of them), in eval mode (BatchNorm statistics untouched; FakeQuantize observes in any mode)."""
+        feeds = list(calib_feeds(task, q.samples))
+        batch = [torch.from_numpy(np.concatenate([f[n] for f in feeds])) for n in spec.input_names]
+        model.eval()
+        with torch.no_grad():
+            model(*batch)
+        return model
+
     def qdq(model: torch.nn.Module, path: Path) -> float:
         export_qdq_onnx(model, (x,), path, input_names=list(spec.input_names), output_names=list(spec.output_names),
                         opset=recipe.export.opset)
@@ -197,18 +220,31 @@ def main() -> None:
             # (qat_ft) and without it, then PTQ (ft_ptq_*). Only quantization-awareness differs.
             ft_cfg = recipe.train.model_copy(update={"epochs": args.finetune_epochs, "warmup_steps": 0,
                                                      "lr": recipe.train.lr / 10})
+            bits = args.weight_bits
             t0 = time.perf_counter()
-            ft = fit(prepare_qat(copy.deepcopy(fp.student).train(), per_channel=per_channel), seed=seed, qat=True,
-                     teacher_cache=d / "tcache", **{**common, "cfg": ft_cfg})  # type: ignore[arg-type]
+            start = prepare_qat(copy.deepcopy(fp.student), per_channel=per_channel, weight_bits=bits)
+            if bits < 8:
+                calibrate(start)  # low-bit weights need a sensible start for the activation ranges
+            ft = fit(start.train(), seed=seed, qat=True, teacher_cache=d / "tcache",
+                     **{**common, "cfg": ft_cfg})  # type: ignore[arg-type]
             row["train_qat_ft_s"] = time.perf_counter() - t0
-            row["qat_ft"] = qdq(ft.student, d / "qat_ft.onnx")
+            name = "qat_ft" if bits == 8 else f"w{bits}_qat_ft"
+            bake_low_bit_weights(freeze_qat(ft.student))
+            row[name] = qdq(ft.student, d / f"{name}.onnx")
             ctl = fit(copy.deepcopy(fp.student).train(), seed=seed, teacher_cache=d / "tcache",
                       **{**common, "cfg": ft_cfg})  # type: ignore[arg-type]
             export_onnx(ctl.student, spec, d / "ft_fp32.onnx", opset=recipe.export.opset,
                         exporter=recipe.export.exporter, simplify=recipe.export.simplify)
             row["ft_fp32"] = ort_metric(task, d / "ft_fp32.onnx", args.threads)
             ptq(d, d / "ft_fp32.onnx", "ft_", row)
-        row["ops"] = {a: fused_ops(d / f"{a}.onnx") for a in ("ptq_all", "ptq_mm", "qat", "qat_ft")
+            if bits < 8:
+                # PTQ with the same quantizer as QAT (same scheme, same exact export): round the
+                # control's weights to B bits, calibrate the activation ranges, no training.
+                low = calibrate(prepare_qat(copy.deepcopy(ctl.student), per_channel=per_channel, weight_bits=bits))
+                bake_low_bit_weights(freeze_qat(low))
+                row[f"w{bits}_ptq"] = qdq(low, d / f"w{bits}_ptq.onnx")
+        row["ops"] = {a: fused_ops(d / f"{a}.onnx") for a in ("ptq_all", "ptq_mm", "qat", "qat_ft",
+                                                               f"w{args.weight_bits}_qat_ft")
                       if (d / f"{a}.onnx").exists()}
         rows.append(row)
         arms = [a for a in ARMS if a in row and a not in ("torch_fp32",)]
@@ -221,10 +257,16 @@ def main() -> None:
     print(f"mean over {len(rows)} seed(s) ({task.metric.name}, test split, ORT, {len(task.dataset('test'))} images):")
     for a in arms:
         vals = [r[a] for r in rows]
-        base = "ft_fp32" if a.startswith("ft_") or a == "qat_ft" else "ort_fp32"
+        base = "ft_fp32" if a.startswith(("ft_", "w")) or a == "qat_ft" else "ort_fp32"
         drops = [r[a] - r[base] for r in rows]
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
         print(f"  {a:12s} {statistics.mean(vals):.3f} +- {sd:.3f}   change vs {base} {statistics.mean(drops):+.3f}")
+    low = f"w{args.weight_bits}"
+    if f"{low}_qat_ft" in rows[0]:
+        wins = sum(sign * (r[f"{low}_qat_ft"] - r[f"{low}_ptq"]) < 0 for r in rows)
+        print(f"{low}_qat_ft better than {low}_ptq in {wins}/{len(rows)} seeds (mean "
+              f"{statistics.mean(r[f'{low}_qat_ft'] for r in rows):.3f} vs "
+              f"{statistics.mean(r[f'{low}_ptq'] for r in rows):.3f})")
     for qa, prefix in (("qat", ""), ("qat_ft", "ft_")):
         if qa not in rows[0]:
             continue

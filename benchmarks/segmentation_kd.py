@@ -36,9 +36,10 @@ def arm_losses(arm: str) -> list[Any]:
         return [CWDConfig(student="classifier", teacher="classifier", temperature=4.0, weight=3.0)]
     if arm == "acam":
         return [ACAMConfig(student="aspp", teacher="aspp", weight=1.0)]
-    if arm.startswith("acam:"):  # acam:<tap>:<mask_objective>, for ablations
-        _, tap, objective = arm.split(":")
-        return [ACAMConfig(student=tap, teacher=tap, mask_objective=objective)]  # type: ignore[arg-type]
+    if arm.startswith("acam:"):  # acam:<tap>:<mask_objective>[:<weight>], for ablations
+        _, tap, objective, *w = arm.split(":")
+        return [ACAMConfig(student=tap, teacher=tap, mask_objective=objective,  # type: ignore[arg-type]
+                           weight=float(w[0]) if w else 1.0)]
     if arm == "pixel_kd":
         return [HintonKDConfig(temperature=1.0, mask_key="valid", weight=1.0)]
     if arm == "lad":
@@ -274,7 +275,7 @@ def main() -> int:
     ap.add_argument("--runtime-only", action="store_true", help="skip training; run the runtime check on "
                     "the saved weights of --seeds[0] / --runtime-arm")
     args = ap.parse_args()
-    bad = [a for a in args.arms if a not in ARMS and not (a.startswith("acam:") and len(a.split(":")) == 3
+    bad = [a for a in args.arms if a not in ARMS and not (a.startswith("acam:") and len(a.split(":")) in (3, 4)
                                                           and a.split(":")[2] in ("adversarial", "cooperative"))]
     if bad:
         ap.error(f"--arms {bad}: allowed {', '.join(ARMS)} or acam:<tap>:<adversarial|cooperative>")

@@ -23,6 +23,9 @@ def register(app: typer.Typer) -> None:
         lr: Annotated[float, typer.Option("--lr", min=0.0, help="learning rate of the last-stage adapters")] = 3e-3,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         no_onnx: Annotated[bool, typer.Option("--no-onnx", help="write only the weights")] = False,
+        exporter: Annotated[str, typer.Option("--exporter", help="ONNX exporter: auto | dynamo | torchscript")]
+        = "auto",
+        opset: Annotated[int, typer.Option("--opset", help="ONNX opset")] = 17,
     ) -> None:
         """Train only the last-stage adapters of CHECKPOINT on the wearer's images; write the adapted
         weights and ONNX. Exit codes: 0 written, 2 bad input."""
@@ -33,7 +36,8 @@ def register(app: typer.Typer) -> None:
         if lr <= 0:
             raise ConfigError(f"--lr {lr}: must be > 0", hint="try --lr 3e-3")
         res = personalize_folder(checkpoint, images, labels, out,
-                                 cfg=PersonalizeConfig(steps=steps, lr=lr, seed=seed), export=not no_onnx)
+                                 cfg=PersonalizeConfig(steps=steps, lr=lr, seed=seed), export=not no_onnx,
+                                 exporter=exporter, opset=opset)
         for note in res["notes"]:
             console.print(f"note: {note}", highlight=False)
         console.print(f"personalised on {len(res['images'])} image(s), {res['trained_parameters']} adapter "

@@ -21,6 +21,9 @@ an INT8 model with the scales learnt in training, no calibration pass needed.
 (NNCF would also work but is an optional extra; torch's modules are always there.)
 
 Call :func:`freeze_qat` before export: it stops the observers so the scales are constants.
+Options: ``prepare_qat(per_channel=False)`` gives one weight scale per tensor;
+``weight_bits=B < 8`` trains B-bit weights (fake-quant ``s * clamp(round(w / s), -2^(B-1),
+2^(B-1) - 1)``), which :func:`bake_low_bit_weights` carries exactly in an int8 QDQ graph.
 """
 
 from __future__ import annotations
@@ -43,13 +46,20 @@ def activation_fake_quant() -> FakeQuantize:
                         qscheme=torch.per_tensor_affine, averaging_constant=0.01)
 
 
-def weight_fake_quant(per_channel: bool = True) -> FakeQuantize:
-    # Symmetric keeps zero point 0 (integer kernels require it of weights); the ONNX exporter
-    # accepts only the full int8 range -128..127 for QuantizeLinear.
+def weight_fake_quant(per_channel: bool = True, bits: int = 8) -> FakeQuantize:
+    """Signed symmetric weight fake-quant on ``bits`` bits (range -2^(b-1) .. 2^(b-1)-1)."""
+    # Symmetric keeps zero point 0 (integer kernels require it of weights). The ONNX exporter
+    # accepts only the full int8 range -128..127 for QuantizeLinear: fewer bits export through
+    # bake_low_bit_weights.
+    if not 2 <= bits <= 8:
+        from edgekd.errors import ConfigError
+
+        raise ConfigError(f"weight_bits={bits}: allowed 2..8", hint="use 8 for INT8 runtimes")
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     if not per_channel:
-        return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
+        return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=qmin, quant_max=qmax, dtype=torch.qint8,
                             qscheme=torch.per_tensor_symmetric, averaging_constant=0.01)
-    return FakeQuantize(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
+    return FakeQuantize(observer=MovingAveragePerChannelMinMaxObserver, quant_min=qmin, quant_max=qmax,
                         dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0,
                         averaging_constant=0.01)
 
@@ -61,9 +71,9 @@ class _QATMixin:
     weight_fake_quant: FakeQuantize
     output_fake_quant: FakeQuantize
 
-    def _init_fq(self, per_channel: bool = True) -> None:
+    def _init_fq(self, per_channel: bool = True, weight_bits: int = 8) -> None:
         self.input_fake_quant = activation_fake_quant()
-        self.weight_fake_quant = weight_fake_quant(per_channel)
+        self.weight_fake_quant = weight_fake_quant(per_channel, weight_bits)
         self.output_fake_quant = activation_fake_quant()
 
     def _op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # pragma: no cover - per subclass
@@ -99,18 +109,20 @@ _QAT_CLASS: dict[type[nn.Module], type[nn.Module]] = {
     nn.Linear: QATLinear, nn.Conv1d: QATConv1d, nn.Conv2d: QATConv2d, nn.Conv3d: QATConv3d}
 
 
-def prepare_qat(model: nn.Module, *, per_channel: bool = True) -> nn.Module:
+def prepare_qat(model: nn.Module, *, per_channel: bool = True, weight_bits: int = 8) -> nn.Module:
     """Turn every Conv/Linear of ``model`` into its fake-quantized twin, in place (weights kept).
 
     Module paths are unchanged, so feature taps and state-dict prefixes still match; the new
     fake-quant buffers (scales, zero points, observer ranges) are saved in checkpoints.
     ``per_channel=False`` quantizes each weight tensor with one scale (for runtimes or
     comparisons that need per-tensor weights); activations are per-tensor either way.
+    ``weight_bits < 8`` trains low-bit weights (export them with :func:`bake_low_bit_weights`).
     """
+    weight_fake_quant(per_channel, weight_bits)  # validates weight_bits before touching the model
     for _name, module in list(model.named_modules()):
         if type(module) in _QAT_CLASS:
             module.__class__ = _QAT_CLASS[type(module)]  # same parameters, new forward
-            module._init_fq(per_channel)  # type: ignore[operator]
+            module._init_fq(per_channel, weight_bits)  # type: ignore[operator]
             dev = module.weight.device  # type: ignore[union-attr]
             for sub in (module.input_fake_quant, module.weight_fake_quant, module.output_fake_quant):  # type: ignore[union-attr]
                 sub.to(dev)
@@ -128,6 +140,36 @@ def freeze_qat(model: nn.Module) -> nn.Module:
             m.disable_observer()
             m.enable_fake_quant()
     return model.eval()
+
+
+def bake_low_bit_weights(model: nn.Module) -> int:
+    """Make low-bit (< 8) fake-quantized weights exportable, exactly; returns how many modules changed.
+
+    The quantized values ``s * k`` (``|k| <= 2^(b-1)``) are written into the float weights and
+    the weight fake-quant is replaced by an int8 one with scale ``s / 2^(8-b)``: then
+    ``k * 2^(8-b)`` lies in -128..127, so the int8 QDQ graph the TorchScript exporter writes
+    computes exactly the b-bit model (ONNX Runtime runs it with its int8 kernels).
+    """
+    changed = 0
+    for m in model.modules():
+        if not isinstance(m, _QATMixin):
+            continue
+        fq = m.weight_fake_quant
+        if fq.quant_min == -128 and fq.quant_max == 127:
+            continue
+        bits = (fq.quant_max - fq.quant_min + 1).bit_length() - 1
+        per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+        weight: torch.Tensor = m.weight  # type: ignore[attr-defined]
+        with torch.no_grad():
+            fq.disable_observer()
+            weight.copy_(fq(weight))
+            carrier = weight_fake_quant(per_channel, 8).to(weight.device)
+            carrier.scale = fq.scale.detach().clone() / 2 ** (8 - bits)
+            carrier.zero_point = torch.zeros_like(fq.zero_point)
+            carrier.disable_observer()
+        m.weight_fake_quant = carrier
+        changed += 1
+    return changed
 
 
 def export_qdq_onnx(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], path: Any, *,

@@ -28,9 +28,11 @@ weighted loss, and the layer sizes are ours:
    detached, so the student is trained only through the masked error term, and the masks
    move as the student learns (the "adaptive, cooperative" part). With the mask-mass
    normalisation, masks that *descend* L_kd drift to the pixels the student already matches
-   (dL/dw_i = (d_i - L) / sum w); ``mask_objective: adversarial`` (default) reverses the masks'
+   (dL/dw_i = (d_i - L) / sum w); ``mask_objective: adversarial`` reverses the masks'
    gradient of L_kd so they ascend it and keep pointing at what the student has not learned
-   yet, while the diversity term (descended) keeps the M masks on different regions.
+   yet, while the diversity term (descended) keeps the M masks on different regions. On the
+   mini-city quick preset the adversarial option measured worse (seed 0: 37.2 / 41.2 mIoU on
+   the ASPP / logit taps vs 38.9 / 44.3 cooperative), so cooperative is the default.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class ACAMConfig(LossConfigBase):
     masks: int = Field(4, ge=1, le=32, description="number M of spatial masks")
     attn_dim: int = Field(32, ge=4, description="query/key width d of the cross-attention")
     diversity: float = Field(0.5, ge=0, description="lambda_div, weight of the mask diversity term")
-    mask_objective: Literal["adversarial", "cooperative"] = Field(
-        "adversarial", description="adversarial: the masks ascend L_kd (gradient reversal), so they move to where "
-        "the student still differs from the teacher; cooperative: they descend it with the student")
+    mask_objective: Literal["cooperative", "adversarial"] = Field(
+        "cooperative", description="cooperative: the masks descend L_kd with the student (as in the paper); "
+        "adversarial: they ascend it (gradient reversal), moving to where the student still differs")
 
 
 def masked_feature_loss(student: torch.Tensor, teacher: torch.Tensor, channel_mask: torch.Tensor,

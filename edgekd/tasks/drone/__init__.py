@@ -7,6 +7,7 @@ from edgekd.tasks.drone.config import (
     ClosedLoopConfig,
     DroneTaskConfig,
     DynamicsConfig,
+    LearnedSegmenterConfig,
     SceneConfig,
     TeacherIBVSConfig,
 )
@@ -14,5 +15,5 @@ from edgekd.tasks.drone.task import DroneTask
 
 TASKS.register(DroneTaskConfig)(lambda cfg, seed: DroneTask(cfg, seed))
 
-__all__ = ["ClosedLoopConfig", "DroneTask", "DroneTaskConfig", "DynamicsConfig", "SceneConfig",
-           "TeacherIBVSConfig"]
+__all__ = ["ClosedLoopConfig", "DroneTask", "DroneTaskConfig", "DynamicsConfig", "LearnedSegmenterConfig",
+           "SceneConfig", "TeacherIBVSConfig"]

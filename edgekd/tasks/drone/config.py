@@ -50,6 +50,24 @@ class DynamicsConfig(Strict):
     pixel_noise: float = Field(0.01, ge=0, description="std of additive image noise (images in [0, 1])")
 
 
+class LearnedSegmenterConfig(Strict):
+    """The optional learned segmenter of the teacher pipeline (a compact U-Net, see
+    :mod:`edgekd.tasks.drone.segmenter`), trained on the simulator's exact target masks."""
+
+    base_channels: int = Field(16, ge=4, le=64, description="channels of the full-resolution level (doubled "
+                               "per level): 16 with depth 5 = 1.96M parameters")
+    depth: int = Field(5, ge=2, le=6, description="resolution levels (depth-1 poolings by 2)")
+    train_steps: int = Field(300, ge=1, description="Adam steps on freshly rendered random views")
+    batch_size: int = Field(8, ge=1, description="rendered views per step")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate (cosine-decayed to 5%; 5e-3 stalled "
+                      "the front class)")
+    train_scenes: int = Field(8, ge=1, le=64, description="scenes of its own random stream (none shared "
+                              "with the train/val/test splits of the student)")
+    seed: int = Field(0, description="seeds the segmenter's scenes, views and initial weights")
+    weights: str | None = Field(None, description="a .safetensors file of trained weights: load instead of "
+                                "training (written by benchmarks/drone_latency.py --save-segmenter)")
+
+
 class TeacherIBVSConfig(Strict):
     """The analytic IBVS teacher's gains and bounds (v = Lambda L^+ (s* - s))."""
 
@@ -58,6 +76,13 @@ class TeacherIBVSConfig(Strict):
     switch_error: float = Field(0.15, gt=0, description="error norm (normalised image units) that switches gain")
     min_pixels: int = Field(20, ge=1, description="fewer target pixels than this = target not seen: hover")
     median_filter: bool = Field(True, description="3x3 median before thresholding (removes salt-and-pepper)")
+    # The classical segmenter stays the default: on this simulator's flat colours it is exact
+    # (sub-pixel corners), free to build and ~1 ms per frame, so labels and the smoke preset stay
+    # cheap. "learned" reproduces the paper's teacher, whose segmenter is a network (and whose cost
+    # makes the teacher pipeline ~11x slower than the student): select it to measure that cost.
+    segmenter: Literal["classical", "learned"] = Field("classical", description="how the teacher finds the "
+                                                       "target's pixels: colour thresholds or a learned U-Net")
+    learned: LearnedSegmenterConfig = Field(default_factory=LearnedSegmenterConfig)
 
 
 class ClosedLoopConfig(Strict):

@@ -139,7 +139,8 @@ class DroneTask:
 
     # ---- models
     def build_teacher(self) -> IBVSTeacher:
-        """The analytic controller (a callable, not a network: nothing to train)."""
+        """The analytic controller (a callable, not a network). With ``ibvs.segmenter: learned``
+        its U-Net segmenter is trained (once per process) or loaded on the first build."""
         return IBVSTeacher(self.config)
 
     def build_student(self, width_mult: float | None = None) -> StudentNet:

@@ -2,7 +2,8 @@
 corners -> reduced IBVS. A plain callable ``teacher(images) -> commands`` for the engine.
 
 1. Segmentation: optional 3x3 median (removes salt-and-pepper), then colour thresholds on
-   channel ratios (robust to brightness): the target's red body and its yellow front mark.
+   channel ratios (robust to brightness): the target's red body and its yellow front mark; or,
+   with ``ibvs.segmenter: learned``, a compact U-Net (:mod:`edgekd.tasks.drone.segmenter`).
    Connected components (8-connectivity) keep the largest target-coloured blob, so small
    target-coloured distractors are rejected.
 2. Oriented box by PCA of the blob's pixel coordinates: the principal axis is the long side;
@@ -62,21 +63,34 @@ def colour_masks(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return red.numpy(), yellow.numpy()
 
 
-def detect(images: torch.Tensor, *, median_filter: bool = True, min_pixels: int = 20) -> Detection:
-    """Find the target and its ordered corners in each image of a batch [B, 3, H, W] in [0, 1]."""
-    from scipy import ndimage
-
+def classical_masks(images: torch.Tensor, *, median_filter: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(target mask, front mask) [B, H, W] bool by colour thresholds (after the optional median)."""
     x = images.detach().float().cpu()
     if median_filter:
         x = median3(x)
     red, yellow = colour_masks(x)
-    n, h, w = red.shape
+    return red | yellow, yellow
+
+
+def detect(images: torch.Tensor, *, median_filter: bool = True, min_pixels: int = 20) -> Detection:
+    """Find the target and its ordered corners in each image of a batch [B, 3, H, W] in [0, 1]."""
+    target, front = classical_masks(images, median_filter=median_filter)
+    return fit_boxes(target, front, min_pixels=min_pixels)
+
+
+def fit_boxes(target: np.ndarray, front_mask: np.ndarray, *, min_pixels: int = 20) -> Detection:
+    """Largest 8-connected target blob -> PCA oriented box -> corners ordered by the front mark,
+    from segmentation masks [B, H, W] bool (either segmenter's)."""
+    from scipy import ndimage
+
+    yellow = front_mask
+    n, h, w = target.shape
     corners = np.full((n, 4, 2), np.nan)
     centroid = np.full((n, 2), np.nan)
     found = np.zeros(n, dtype=bool)
     vv, uu = np.mgrid[0:h, 0:w]
     for i in range(n):
-        mask = red[i] | yellow[i]
+        mask = target[i]
         labels, count = ndimage.label(mask, structure=_EIGHT)
         if count == 0:
             continue
@@ -117,6 +131,17 @@ class IBVSTeacher:
         self.bounds = sim.bounds(cfg.dynamics)
         scale = (cfg.image_size / 96) ** 2
         self.min_pixels = max(1, int(round(cfg.ibvs.min_pixels * scale)))
+        self.segmenter: Any = None
+        if cfg.ibvs.segmenter == "learned":
+            from edgekd.tasks.drone.segmenter import LearnedSegmenter, trained_segmenter
+
+            self.segmenter = LearnedSegmenter(trained_segmenter(cfg))
+
+    def masks(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(target mask, front mask) [B, H, W] bool from the configured segmenter."""
+        if self.segmenter is not None:
+            return self.segmenter(images)  # type: ignore[no-any-return]
+        return classical_masks(images, median_filter=self.cfg.ibvs.median_filter)
 
     def commands_from_corners(self, corners_px: np.ndarray, found: np.ndarray) -> np.ndarray:
         """Normalised commands [B, 3] from detected pixel corners (zero where not found)."""
@@ -129,7 +154,8 @@ class IBVSTeacher:
         return cmd.astype(np.float32)
 
     def predict_numpy(self, images: torch.Tensor) -> tuple[np.ndarray, Detection]:
-        det = detect(images, median_filter=self.cfg.ibvs.median_filter, min_pixels=self.min_pixels)
+        target, front = self.masks(images)
+        det = fit_boxes(target, front, min_pixels=self.min_pixels)
         return self.commands_from_corners(det.corners_px, det.found), det
 
     @torch.no_grad()
@@ -138,8 +164,15 @@ class IBVSTeacher:
         return torch.from_numpy(cmd).to(images.device)
 
     def fingerprint(self) -> str:
-        """Identifies the controller for teacher-output caches: its whole configuration."""
-        return hashlib.sha256(self.cfg.model_dump_json().encode()).hexdigest()[:16]
+        """Identifies the controller for teacher-output caches: its whole configuration (and the
+        content of a learned segmenter's weights file, which the configuration only names)."""
+        h = hashlib.sha256(self.cfg.model_dump_json().encode())
+        weights = self.cfg.ibvs.learned.weights
+        if self.cfg.ibvs.segmenter == "learned" and weights is not None:
+            from pathlib import Path
+
+            h.update(Path(weights).read_bytes())
+        return h.hexdigest()[:16]
 
 
 class CentroidController:

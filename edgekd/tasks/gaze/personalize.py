@@ -273,7 +273,7 @@ def support_error(model: GazeNet, images: np.ndarray, gaze: np.ndarray) -> float
 
 def personalize_folder(checkpoint: Path, images_dir: Path, labels_file: Path, out: Path, *,
                        cfg: PersonalizeConfig | None = None, opset: int = 17,
-                       export: bool = True) -> dict[str, Any]:
+                       export: bool = True, exporter: str = "auto") -> dict[str, Any]:
     """The whole ``edgekd personalize`` command: load, adapt, write ``personalized.safetensors``,
     ``personalized.onnx`` (parity-checked against torch) and ``personalize.json`` into ``out``."""
     from edgekd.fileio import sha256_file, write_json
@@ -297,13 +297,13 @@ def personalize_folder(checkpoint: Path, images_dir: Path, labels_file: Path, ou
         "artifacts": {"personalized.safetensors": sha256_file(weights)},
     }
     if export:
-        onnx_path = _export(res.model, out / "personalized.onnx", images, opset)
+        onnx_path = _export(res.model, out / "personalized.onnx", images, opset, exporter)
         summary["artifacts"]["personalized.onnx"] = sha256_file(onnx_path)
     write_json(out / "personalize.json", summary)
     return summary
 
 
-def _export(model: GazeNet, path: Path, images: np.ndarray, opset: int) -> Path:
+def _export(model: GazeNet, path: Path, images: np.ndarray, opset: int, exporter: str) -> Path:
     from edgekd.export.iospec import IOSpec, TensorSpec
     from edgekd.export.onnx import export_onnx
     from edgekd.export.parity import check_parity
@@ -314,7 +314,9 @@ def _export(model: GazeNet, path: Path, images: np.ndarray, opset: int) -> Path:
     _, c, h, w = images.shape
     spec = IOSpec(inputs=(TensorSpec("image", ("batch", c, h, w), "float32", 0.0, 1.0),),
                   outputs=(TensorSpec("gaze", ("batch", 2), "float32"),))
-    res = export_onnx(model, spec, path, opset=opset)
+    if exporter not in ("auto", "dynamo", "torchscript"):
+        raise ConfigError(f"--exporter {exporter!r}: allowed are auto, dynamo, torchscript")
+    res = export_onnx(model, spec, path, opset=opset, exporter=exporter)  # type: ignore[arg-type]
     feeds: Sequence[dict[str, np.ndarray]] = [{"image": images.astype(np.float32) / 255.0}]
     sess = get_runtime("onnxruntime").load(res.path, SessionOptions(threads=1))
     check_parity(torch_predict(model, spec), session_predict(sess), feeds, output_names=["gaze"],

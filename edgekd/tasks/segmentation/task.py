@@ -104,9 +104,13 @@ class SegmentationTask:
         return tuple(f"ade_{i + 1}" for i in range(150))
 
     def io_spec(self) -> IOSpec:
+        """image [batch, 3, H, W] -> logits [batch, K, H, W]; H and W named (dynamic) with ``dynamic_size``."""
         c = self.config
-        return IOSpec(inputs=(TensorSpec("image", ("batch", 3, c.height, c.width), "float32", 0.0, 1.0),),
-                      outputs=(TensorSpec("logits", ("batch", self.num_classes, c.height, c.width), "float32"),))
+        h: int | str = "height" if c.dynamic_size else c.height
+        w: int | str = "width" if c.dynamic_size else c.width
+        return IOSpec(inputs=(TensorSpec("image", ("batch", 3, h, w), "float32", 0.0, 1.0),),
+                      outputs=(TensorSpec("logits", ("batch", self.num_classes, h, w), "float32"),),
+                      example_dims={"batch": 2, "height": c.height, "width": c.width})
 
     def splits(self) -> list[str]:
         return [*BASE_SPLITS, *[f"test_{s}" for s in self.config.shifts]]

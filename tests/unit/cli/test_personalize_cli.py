@@ -40,7 +40,7 @@ def test_personalize_writes_weights_onnx_and_summary(setup: tuple[Path, Path, Pa
     ckpt, d, labels = setup
     out = tmp_path / "out"
     rc = main(["personalize", str(ckpt), "--images", str(d), "--labels", str(labels), "--out", str(out),
-               "--steps", "20", "--lr", "0.01"])
+               "--steps", "20", "--lr", "0.01", "--exporter", "torchscript"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "personalised on 5 image(s)" in printed and "next: edgekd profile" in printed

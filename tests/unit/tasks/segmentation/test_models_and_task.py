@@ -181,3 +181,24 @@ def test_lad_teacher_trains_dual_path_and_distils_with_the_hint() -> None:
     assert np.isfinite(res.history[-1]["train_lad"])
     # the 2 training steps ran the teacher with (image, hint); only the shape probes before them used the image alone
     assert calls[-2:] == [2, 2] and calls.count(2) == 2
+
+
+@pytest.mark.slow
+def test_dynamic_size_export_runs_at_other_sizes(tmp_path: Path) -> None:
+    from edgekd.export.onnx import export_onnx
+    from edgekd.runtime import SessionOptions, get_runtime
+
+    task = SegmentationTask(SMALL.model_copy(update={"dynamic_size": True}), seed=0)
+    spec = task.io_spec()
+    assert spec.inputs[0].shape == ("batch", 3, "height", "width")
+    student = task.build_student().eval()
+    path = tmp_path / "dyn.onnx"
+    export_onnx(student, spec, path, exporter="torchscript")
+    sess = get_runtime("onnxruntime").load(path, SessionOptions(threads=1))
+    for h, w in ((32, 64), (48, 80)):
+        x = np.random.default_rng(0).uniform(0, 1, (1, 3, h, w)).astype(np.float32)
+        out = sess.run({"image": x})[0]
+        with torch.no_grad():
+            ref = student(torch.from_numpy(x)).numpy()
+        assert out.shape == (1, 8, h, w)
+        np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-3)

@@ -1,4 +1,5 @@
-"""prepare_qat(per_channel=False): one weight scale per tensor, exported as QDQ with scalar scales."""
+"""prepare_qat options: per-tensor weights (one scale per tensor, scalar QDQ scales) and low-bit weights
+baked into an exact int8 QDQ graph."""
 
 from __future__ import annotations
 
@@ -43,3 +44,32 @@ def test_per_tensor_weights_train_and_export(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = per_tensor(x).numpy()
     assert np.abs(y - ref).max() <= 2.0 * float(per_tensor[4].output_fake_quant.scale) + 1e-6
+
+
+def test_low_bit_weights_bake_into_an_exact_int8_qdq_graph(tmp_path: Path) -> None:
+    import pytest
+
+    from edgekd.distill.qat import bake_low_bit_weights, freeze_qat
+    from edgekd.errors import ConfigError
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 1, 8, 8, generator=g)
+    for per_channel in (True, False):
+        net = prepare_qat(_net(), per_channel=per_channel, weight_bits=4).eval()
+        net(x)  # observers set the ranges
+        freeze_qat(net)
+        w = net[0].weight_fake_quant(net[0].weight).detach()
+        levels = torch.unique((w / net[0].weight_fake_quant.scale.view(-1, 1, 1, 1)).round())
+        assert levels.min() >= -8 and levels.max() <= 7  # a 4-bit grid
+        with torch.no_grad():
+            before = net(x)
+        assert bake_low_bit_weights(net) == 2 and bake_low_bit_weights(net) == 0
+        with torch.no_grad():
+            after = net(x)
+        assert torch.equal(before, after)  # the int8 carrier holds the 4-bit values exactly
+        path = tmp_path / f"w4_{per_channel}.onnx"
+        export_qdq_onnx(net, (x,), path, input_names=["image"], output_names=["y"])
+        y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+        assert np.abs(y - after.numpy()).max() <= 2.0 * float(net[4].output_fake_quant.scale) + 1e-6
+    with pytest.raises(ConfigError, match="weight_bits=9"):
+        prepare_qat(_net(), weight_bits=9)
