@@ -69,6 +69,10 @@ class GazeTaskConfig(TaskConfigBase):
     kappa_v_std_deg: float = Field(1.5, ge=0)
     noise: float = Field(1.0, ge=0, description="scale of sensor noise, blur and lighting variation (0 = clean)")
     loss: Literal["l1", "smooth_l1"] = Field("smooth_l1", description="supervised loss on gaze / 10 deg")
+    label_fraction: float = Field(
+        1.0, gt=0, le=1, description="share of training images that carry a gaze label (the rest are unlabelled "
+        "frames from the same wearers: the teacher and the baseline learn from the labelled share only, the "
+        "distilled student also from the teacher's outputs on every frame)")
     balance_clusters: int = Field(
         0, ge=0, description="k-means clusters of gaze directions the train split is balanced over "
         "(GazeGen uses 15 in the generalised phase); 0 = natural distribution")

@@ -38,17 +38,20 @@ _CACHE_MAX = 16
 class GazeDataset(Dataset):  # type: ignore[type-arg]
     """An in-memory split; items are dicts of tensors (see the module docstring)."""
 
-    def __init__(self, arrays: synth.GazeArrays) -> None:
+    def __init__(self, arrays: synth.GazeArrays, labelled: np.ndarray | None = None) -> None:
         self.arrays = arrays
         self._images = torch.from_numpy(arrays.images)
         self._gaze = torch.from_numpy(arrays.gaze)
         self._wearer = torch.from_numpy(arrays.wearer)
+        n = len(arrays)
+        self._labelled = torch.ones(n) if labelled is None else torch.from_numpy(labelled.astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.arrays)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"image": self._images[i].float() / 255.0, "gaze": self._gaze[i], "wearer": self._wearer[i]}
+        return {"image": self._images[i].float() / 255.0, "gaze": self._gaze[i], "wearer": self._wearer[i],
+                "labelled": self._labelled[i]}
 
 
 def kmeans(points: np.ndarray, k: int, seed: int, iters: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +143,15 @@ class GazeTask:
                                hint="use train, val, test or test_wearer_<k> with k < task.test_wearers")
 
     def dataset(self, split: str) -> GazeDataset:
-        return GazeDataset(self.arrays(split))
+        arrays = self.arrays(split)
+        if split != "train" or self.config.label_fraction >= 1.0:
+            return GazeDataset(arrays)
+        # A fixed, seeded subset carries labels (as a hand-labelled share of a recording would).
+        n = len(arrays)
+        rng = np.random.default_rng([self.seed, 7_919])
+        labelled = np.zeros(n, dtype=np.float32)
+        labelled[rng.permutation(n)[: max(1, int(round(self.config.label_fraction * n)))]] = 1.0
+        return GazeDataset(arrays, labelled)
 
     # ---- models
     def build_teacher(self) -> models.GazeNet:
@@ -180,8 +191,15 @@ class GazeTask:
         pred = outputs[0].float() / LOSS_SCALE_DEG
         target = batch["gaze"].to(pred.device, pred.dtype) / LOSS_SCALE_DEG
         if self.config.loss == "l1":
-            return F.l1_loss(pred, target)
-        return F.smooth_l1_loss(pred, target, beta=0.1)  # quadratic below 1 deg
+            per = F.l1_loss(pred, target, reduction="none")
+        else:
+            per = F.smooth_l1_loss(pred, target, beta=0.1, reduction="none")  # quadratic below 1 deg
+        w = batch.get("labelled")
+        if w is None:
+            return per.mean()
+        # Unlabelled frames contribute nothing; the mean is over labelled ones (a batch without any gives 0).
+        w = w.to(per.device, per.dtype).reshape(-1, 1)
+        return (per * w).sum() / (w.sum() * per.shape[1]).clamp_min(1.0)
 
     def predict_split(self, predict: PredictFn, split: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray,
                                                                                              np.ndarray]:

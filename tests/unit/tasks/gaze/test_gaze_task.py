@@ -163,3 +163,21 @@ def test_student_onnx_export_runs_in_onnxruntime(tmp_path: Path) -> None:
     with torch.no_grad():
         ref = s(x).numpy()
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
+
+
+def test_label_fraction_marks_a_seeded_share_and_masks_the_task_loss() -> None:
+    task = GazeTask(SMALL.model_copy(update={"label_fraction": 0.25}), seed=0)
+    ds = task.dataset("train")
+    labelled = torch.stack([ds[i]["labelled"] for i in range(len(ds))])
+    assert int(labelled.sum()) == 8 and len(ds) == 32
+    again = GazeTask(SMALL.model_copy(update={"label_fraction": 0.25}), seed=0).dataset("train")
+    assert torch.equal(labelled, torch.stack([again[i]["labelled"] for i in range(len(again))]))
+    assert all(float(task.dataset("val")[i]["labelled"]) == 1.0 for i in range(4)), "eval splits are labelled"
+    batch = {"gaze": torch.tensor([[10.0, 0.0], [0.0, 0.0]]), "labelled": torch.tensor([1.0, 0.0])}
+    wrong_on_unlabelled = [torch.tensor([[10.0, 0.0], [50.0, 50.0]])]
+    assert float(task.task_loss(wrong_on_unlabelled, batch)) == pytest.approx(0.0, abs=1e-7)
+    wrong_on_labelled = [torch.tensor([[20.0, 0.0], [0.0, 0.0]])]
+    full = GazeTask(SMALL, seed=0).task_loss(wrong_on_labelled, {"gaze": batch["gaze"][:1]})
+    assert float(task.task_loss(wrong_on_labelled, batch)) == pytest.approx(float(full) * 1.0, rel=1e-6)
+    none = {"gaze": batch["gaze"], "labelled": torch.zeros(2)}
+    assert float(task.task_loss(wrong_on_labelled, none)) == 0.0
