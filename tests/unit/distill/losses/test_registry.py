@@ -14,7 +14,7 @@ _REQUIRED = {"student": "a", "teacher": "b"}
 EXPECTED = {
     "regression", "hinton_kd", "mae_feature", "cwd", "fitnet", "token_kd", "ppl_ce", "bild", "dbild",
     "attention_transfer", "mgd", "dkd", "dist", "reverse_kl", "jsd", "topk_kld", "dho", "trg", "rkd_distance",
-    "visual_switch", "cosine_embed",
+    "visual_switch", "cosine_embed", "acam", "lad",
 }
 
 
