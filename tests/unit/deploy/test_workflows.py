@@ -94,7 +94,8 @@ def test_host_workflow_runs_locally(tmp_path: Path) -> None:
     assert checks["artifact_mb"] == "PASS" and checks["metric_angular_error_deg"] == "PASS", checks
     # latency/memory: PASS, or INVALID when this (shared, noisy) machine throttled or drifted; never FAIL
     assert report["budget"]["verdict"] in ("PASS", "INVALID"), report["budget"]
-    assert checks["latency_p90_ucb99"] in ("PASS", "INVALID") and checks["peak_rss_mb"] in ("PASS", "INVALID")
+    assert checks["latency_p90_ucb99"] in ("PASS", "INVALID")
+    assert "peak_rss_mb" not in checks, "the pipeline's own RSS says nothing about the artifact: gate judges it"
     budgets = json.loads((tmp_path / "out" / "gate-budgets.json").read_text())
     assert {c["name"] for c in budgets["checks"]} >= {"latency_p90_ucb99", "peak_rss_mb"}
     assert (tmp_path / "out" / "gate-budgets.xml").is_file() and "edgekd gate" in summary.read_text()

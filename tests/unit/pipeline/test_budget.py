@@ -1,0 +1,59 @@
+"""The budget verdict at the end of distill-and-export: what is judged where, and INVALID is never a pass."""
+
+from typing import Any
+
+from edgekd.config import load_device
+from edgekd.pipeline.budget import check_pipeline_budget
+
+
+def _report(metric: float, nbytes: int) -> dict[str, Any]:
+    return {"metric": {"name": "angular_error_deg"},
+            "variants": {"onnx_int8": {"metric": metric, "bytes": nbytes, "path": "student.int8.onnx"}}}
+
+
+def _profile(p90_ucb: float | None, valid: bool = True) -> dict[str, Any]:
+    return {"onnx_int8": {"latency_ms": {"p50": 1.0, "p90": 1.2, "p90_ucb99": p90_ucb}, "peak_rss_mb": 9e9,
+                          "valid": valid, "invalid_reasons": [] if valid else ["throttled"]}}
+
+
+def test_host_judges_latency_metric_and_size_not_the_pipelines_rss() -> None:
+    host = load_device("host-cpu")
+    b = host.budgets["gaze"]
+    section, passed = check_pipeline_budget(_report(b.metric_max - 1, 1000), host, "gaze",
+                                            _profile(b.latency_p90_ms / 2))
+    names = {c["name"]: c["verdict"] for c in section["checks"]}
+    assert passed is True and section["verdict"] == "PASS"
+    assert names == {"latency_p90_ucb99": "PASS", "metric_angular_error_deg": "PASS", "artifact_mb": "PASS"}
+    assert any("peak_rss_mb" in n for n in section["notes"])
+
+
+def test_each_budget_fails_on_its_own() -> None:
+    host = load_device("host-cpu")
+    b = host.budgets["gaze"]
+    ok_lat, ok_metric, ok_size = b.latency_p90_ms / 2, b.metric_max - 1, 1000
+    for rep, prof, failing in [
+        (_report(ok_metric, ok_size), _profile(b.latency_p90_ms * 2), "latency_p90_ucb99"),
+        (_report(b.metric_max + 1, ok_size), _profile(ok_lat), "metric_angular_error_deg"),
+        (_report(ok_metric, int(b.artifact_mb * 2e6)), _profile(ok_lat), "artifact_mb"),
+    ]:
+        section, passed = check_pipeline_budget(rep, host, "gaze", prof)
+        assert passed is False and section["verdict"] == "FAIL"
+        assert [c["name"] for c in section["checks"] if c["verdict"] == "FAIL"] == [failing]
+
+
+def test_invalid_or_missing_measurement_is_not_judged_not_passed() -> None:
+    host = load_device("host-cpu")
+    b = host.budgets["gaze"]
+    for prof in (_profile(b.latency_p90_ms / 2, valid=False), _profile(None), {}):
+        section, passed = check_pipeline_budget(_report(b.metric_max - 1, 1000), host, "gaze", prof)
+        assert passed is None and section["verdict"] == "INVALID", section
+
+
+def test_a_board_profile_judges_only_what_this_machine_can_say() -> None:
+    pi = load_device("raspberry-pi-4")
+    b = pi.budgets["gaze"]
+    section, passed = check_pipeline_budget(_report(0.0, 1000), pi, "gaze", _profile(1e6))
+    names = {c["name"] for c in section["checks"]}
+    assert "latency_p90_ucb99" not in names and passed is True
+    assert any("--host" in n for n in section["notes"]), "says how to measure on the board"
+    assert b.latency_p90_ms is not None
