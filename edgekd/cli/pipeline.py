@@ -42,7 +42,9 @@ def register(app: typer.Typer) -> None:
 
         console.print(render_markdown(res.report), highlight=False, markup=False)
         console.print(f"wrote {out_dir}/report.json, report.md, manifest.json")
-        console.print(f"next: edgekd profile {out_dir}/student.int8.onnx --device {d.name}   |   "
+        flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}"
+                         for n, shape in (res.report.get("inputs") or {}).items())
+        console.print(f"next: edgekd profile {out_dir}/student.int8.onnx --device {d.name} {flags}   |   "
                       f"edgekd gate {out_dir}/profile/onnx_int8.json --device {d.name} --recipe {r.name} "
                       f"--recipe-report {out_dir}/report.json")
         verdict = (res.report.get("budget") or {}).get("verdict")

@@ -165,6 +165,8 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
         "preset": recipe.preset,
         "seed": recipe.seed,
         "device": device.name,
+        # concrete model input shapes at the profiled batch, for `edgekd profile --input NAME=SHAPE`
+        "inputs": _concrete_inputs(spec, recipe.profile.batch),
         "metric": {"name": task.metric.name, "lower_is_better": task.metric.lower_is_better,
                    "unit": task.metric.unit},
         "variants": variants,
@@ -196,6 +198,19 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
                    recipe_config=recipe.model_dump(mode="json"), device=device.name, steps=rec.steps,
                    artifacts=artifacts)
     return PipelineResult(out_dir, report, budget_passed)
+
+
+def _concrete_inputs(spec: Any, batch: int) -> dict[str, list[int]]:
+    """Input shapes at the profiled batch; inputs with other dynamic dims are left out (give them by hand)."""
+    from edgekd.errors import EdgekdError
+
+    out: dict[str, list[int]] = {}
+    for t in spec.inputs:
+        try:
+            out[t.name] = list(t.concrete_shape({"batch": batch}))
+        except EdgekdError:
+            continue
+    return out
 
 
 def _scratch_student(task: Any) -> Any:
