@@ -10,14 +10,15 @@ Conventions every loss follows:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edgekd.distill.hooks import tap_error
-from edgekd.distill.terms import StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, StepContext, TapProbe
 from edgekd.errors import ConfigError, TrainingError, UnknownNameError
 
 
@@ -173,3 +174,23 @@ def make_projector(s_shape: Sequence[int], t_shape: Sequence[int], *, kind: str,
     if s[1:] == t[1:] and not always:
         return nn.Identity()
     return Projector(s, t)
+
+
+class LogitsPairTerm(LossTerm):
+    """What every logit-matching loss does before its formula: take the student's and the teacher's
+    output number ``cfg.output``, insist they have the same shape, and read the optional position mask
+    ``cfg.mask_key`` from the batch. ``formula(student, teacher, mask)`` is the loss itself."""
+
+    def __init__(self, cfg: Any, formula: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+                 ) -> None:
+        super().__init__(cfg.kind)
+        self.cfg = cfg
+        self.formula = formula
+
+    def forward(self, ctx: StepContext) -> torch.Tensor:
+        c = self.cfg
+        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
+        check_same_shape(s, t, c.kind)
+        key = getattr(c, "mask_key", None)
+        mask = batch_tensor(ctx, key, c.kind, "mask_key") if key else None
+        return self.formula(s, t, mask)

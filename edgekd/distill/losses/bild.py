@@ -22,17 +22,14 @@ from pydantic import Field
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses._common import (
-    batch_tensor,
+    LogitsPairTerm,
     check_output_index,
-    check_same_shape,
     flatten_positions,
     kl_rows,
     masked_mean,
     resolve_class_dim,
-    student_output,
-    teacher_output,
 )
-from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, TapProbe
 from edgekd.errors import ConfigError
 
 Led = Literal["both", "teacher", "student"]
@@ -81,17 +78,12 @@ def bild_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, top_k:
     return masked_mean(total, mask, positions)
 
 
-class BiLDTerm(LossTerm):
-    def __init__(self, cfg: BiLDConfig) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
 
-    def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
-        check_same_shape(s, t, c.kind)
-        mask = batch_tensor(ctx, c.mask_key, c.kind, "mask_key") if c.mask_key else None
-        return bild_loss(s, t, c.top_k, led=c.led, temperature=c.temperature, class_dim=c.class_dim, mask=mask)
+@LOSSES.register(BiLDConfig)
+def build_bild(cfg: BiLDConfig, probe: TapProbe) -> LossTerm:
+    check_output_index(cfg.kind, cfg.output, probe)
+    check_classes(cfg.kind, cfg.top_k, "top_k", probe.student_out_shapes[cfg.output], cfg.class_dim)
+    return LogitsPairTerm(cfg, lambda s, t, mask: bild_loss(s, t, cfg.top_k, led=cfg.led, temperature=cfg.temperature, class_dim=cfg.class_dim, mask=mask))
 
 
 def check_classes(kind: str, k: int, field: str, shape: torch.Size, class_dim: int | None) -> None:
@@ -99,10 +91,3 @@ def check_classes(kind: str, k: int, field: str, shape: torch.Size, class_dim: i
     if k > n:
         raise ConfigError(f"loss {kind!r}: {field}={k} but the logits have only {n} classes (shape {tuple(shape)}).",
                           hint=f"set {field} to at most {n}")
-
-
-@LOSSES.register(BiLDConfig)
-def build_bild(cfg: BiLDConfig, probe: TapProbe) -> LossTerm:
-    check_output_index(cfg.kind, cfg.output, probe)
-    check_classes(cfg.kind, cfg.top_k, "top_k", probe.student_out_shapes[cfg.output], cfg.class_dim)
-    return BiLDTerm(cfg)

@@ -27,16 +27,13 @@ from pydantic import Field, model_validator
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses._common import (
-    batch_tensor,
+    LogitsPairTerm,
     check_output_index,
-    check_same_shape,
     flatten_positions,
     masked_mean,
-    student_output,
-    teacher_output,
 )
 from edgekd.distill.losses.bild import Led, check_classes, led_difference_kl
-from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, TapProbe
 
 
 class DBiLDConfig(LossConfigBase):
@@ -87,22 +84,10 @@ def dbild_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, to
     return masked_mean(total, mask, positions)
 
 
-class DBiLDTerm(LossTerm):
-    def __init__(self, cfg: DBiLDConfig) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-
-    def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
-        check_same_shape(s, t, c.kind)
-        mask = batch_tensor(ctx, c.mask_key, c.kind, "mask_key") if c.mask_key else None
-        return dbild_loss(s, t, top_p=c.top_p, k_min=c.k_min, k_max=c.k_max, led=c.led,
-                          temperature=c.temperature, class_dim=c.class_dim, mask=mask)
-
 
 @LOSSES.register(DBiLDConfig)
 def build_dbild(cfg: DBiLDConfig, probe: TapProbe) -> LossTerm:
     check_output_index(cfg.kind, cfg.output, probe)
     check_classes(cfg.kind, cfg.k_min, "k_min", probe.student_out_shapes[cfg.output], cfg.class_dim)
-    return DBiLDTerm(cfg)
+    return LogitsPairTerm(cfg, lambda s, t, mask: dbild_loss(s, t, top_p=cfg.top_p, k_min=cfg.k_min, k_max=cfg.k_max, led=cfg.led,
+                          temperature=cfg.temperature, class_dim=cfg.class_dim, mask=mask))

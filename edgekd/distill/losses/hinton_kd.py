@@ -15,16 +15,13 @@ from pydantic import Field
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses._common import (
-    batch_tensor,
+    LogitsPairTerm,
     check_output_index,
-    check_same_shape,
     flatten_positions,
     kl_rows,
     masked_mean,
-    student_output,
-    teacher_output,
 )
-from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, TapProbe
 
 
 class HintonKDConfig(LossConfigBase):
@@ -51,20 +48,8 @@ def hinton_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t
     return masked_mean(kl, mask, positions) * temperature**2
 
 
-class HintonKDTerm(LossTerm):
-    def __init__(self, cfg: HintonKDConfig) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-
-    def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
-        check_same_shape(s, t, c.kind)
-        mask = batch_tensor(ctx, c.mask_key, c.kind, "mask_key") if c.mask_key else None
-        return hinton_kd_loss(s, t, c.temperature, class_dim=c.class_dim, mask=mask)
-
 
 @LOSSES.register(HintonKDConfig)
 def build_hinton_kd(cfg: HintonKDConfig, probe: TapProbe) -> LossTerm:
     check_output_index(cfg.kind, cfg.output, probe)
-    return HintonKDTerm(cfg)
+    return LogitsPairTerm(cfg, lambda s, t, mask: hinton_kd_loss(s, t, cfg.temperature, class_dim=cfg.class_dim, mask=mask))

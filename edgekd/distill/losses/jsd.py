@@ -23,16 +23,13 @@ from pydantic import Field
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses._common import (
-    batch_tensor,
+    LogitsPairTerm,
     check_output_index,
-    check_same_shape,
     flatten_positions,
     kl_rows,
     masked_mean,
-    student_output,
-    teacher_output,
 )
-from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, TapProbe
 
 
 class JSDConfig(LossConfigBase):
@@ -59,20 +56,8 @@ def generalized_jsd_loss(student_logits: torch.Tensor, teacher_logits: torch.Ten
     return masked_mean(jsd, mask, positions) * temperature**2
 
 
-class JSDTerm(LossTerm):
-    def __init__(self, cfg: JSDConfig) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-
-    def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
-        check_same_shape(s, t, c.kind)
-        mask = batch_tensor(ctx, c.mask_key, c.kind, "mask_key") if c.mask_key else None
-        return generalized_jsd_loss(s, t, c.beta, c.temperature, class_dim=c.class_dim, mask=mask)
-
 
 @LOSSES.register(JSDConfig)
 def build_jsd(cfg: JSDConfig, probe: TapProbe) -> LossTerm:
     check_output_index(cfg.kind, cfg.output, probe)
-    return JSDTerm(cfg)
+    return LogitsPairTerm(cfg, lambda s, t, mask: generalized_jsd_loss(s, t, cfg.beta, cfg.temperature, class_dim=cfg.class_dim, mask=mask))

@@ -17,16 +17,13 @@ from pydantic import Field
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses._common import (
-    batch_tensor,
+    LogitsPairTerm,
     check_output_index,
-    check_same_shape,
     flatten_positions,
     kl_rows,
     masked_mean,
-    student_output,
-    teacher_output,
 )
-from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, TapProbe
 
 
 class ReverseKLConfig(LossConfigBase):
@@ -46,20 +43,8 @@ def reverse_kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     return masked_mean(kl, mask, positions) * temperature**2
 
 
-class ReverseKLTerm(LossTerm):
-    def __init__(self, cfg: ReverseKLConfig) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-
-    def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
-        check_same_shape(s, t, c.kind)
-        mask = batch_tensor(ctx, c.mask_key, c.kind, "mask_key") if c.mask_key else None
-        return reverse_kl_loss(s, t, c.temperature, class_dim=c.class_dim, mask=mask)
-
 
 @LOSSES.register(ReverseKLConfig)
 def build_reverse_kl(cfg: ReverseKLConfig, probe: TapProbe) -> LossTerm:
     check_output_index(cfg.kind, cfg.output, probe)
-    return ReverseKLTerm(cfg)
+    return LogitsPairTerm(cfg, lambda s, t, mask: reverse_kl_loss(s, t, cfg.temperature, class_dim=cfg.class_dim, mask=mask))

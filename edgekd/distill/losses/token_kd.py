@@ -16,15 +16,12 @@ from pydantic import Field
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses._common import (
-    batch_tensor,
+    LogitsPairTerm,
     check_output_index,
-    check_same_shape,
     flatten_positions,
     masked_mean,
-    student_output,
-    teacher_output,
 )
-from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, TapProbe
 
 
 class TokenKDConfig(LossConfigBase):
@@ -49,20 +46,8 @@ def token_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ma
     return masked_mean(ce, mask, positions) * temperature**2
 
 
-class TokenKDTerm(LossTerm):
-    def __init__(self, cfg: TokenKDConfig) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-
-    def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
-        check_same_shape(s, t, c.kind)
-        mask = batch_tensor(ctx, c.mask_key, c.kind, "mask_key") if c.mask_key else None
-        return token_kd_loss(s, t, mask, c.temperature)
-
 
 @LOSSES.register(TokenKDConfig)
 def build_token_kd(cfg: TokenKDConfig, probe: TapProbe) -> LossTerm:
     check_output_index(cfg.kind, cfg.output, probe)
-    return TokenKDTerm(cfg)
+    return LogitsPairTerm(cfg, lambda s, t, mask: token_kd_loss(s, t, mask, cfg.temperature))

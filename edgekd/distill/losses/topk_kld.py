@@ -35,17 +35,14 @@ from pydantic import Field
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses._common import (
-    batch_tensor,
+    LogitsPairTerm,
     check_output_index,
-    check_same_shape,
     flatten_positions,
     kl_rows,
     masked_mean,
-    student_output,
-    teacher_output,
 )
 from edgekd.distill.losses.bild import check_classes
-from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.distill.terms import LossTerm, TapProbe
 
 _MASKED = -1e30
 
@@ -87,23 +84,11 @@ def topk_kld_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, to
     return masked_mean(per, mask, positions) * temperature**2
 
 
-class TopKLDTerm(LossTerm):
-    def __init__(self, cfg: TopKLDConfig) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-
-    def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s, t = student_output(ctx, c.output, c.kind), teacher_output(ctx, c.output, c.kind)
-        check_same_shape(s, t, c.kind)
-        mask = batch_tensor(ctx, c.mask_key, c.kind, "mask_key") if c.mask_key else None
-        return topk_kld_loss(s, t, c.top_k, balance=c.balance, mass_weighted=c.mass_weighted,
-                             temperature=c.temperature, class_dim=c.class_dim, mask=mask)
-
 
 @LOSSES.register(TopKLDConfig)
 def build_topk_kld(cfg: TopKLDConfig, probe: TapProbe) -> LossTerm:
     check_output_index(cfg.kind, cfg.output, probe)
     # top_k + 1 classes needed so the tail is not empty
     check_classes(cfg.kind, cfg.top_k + 1, "top_k + 1", probe.student_out_shapes[cfg.output], cfg.class_dim)
-    return TopKLDTerm(cfg)
+    return LogitsPairTerm(cfg, lambda s, t, mask: topk_kld_loss(s, t, cfg.top_k, balance=cfg.balance, mass_weighted=cfg.mass_weighted,
+                             temperature=cfg.temperature, class_dim=cfg.class_dim, mask=mask))

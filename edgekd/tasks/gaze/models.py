@@ -119,7 +119,7 @@ class GazeNet(nn.Module):
                                                  nn.Conv2d(dims[i - 1], dims[i], 2, stride=2)))
         self.stages = nn.ModuleList([
             nn.Sequential(*[Block(d, kernel_size, max(1, d // adapter_reduction) if adapters else 0)
-                            for _ in range(n)]) for d, n in zip(dims, depths)])
+                            for _ in range(n)]) for d, n in zip(dims, depths, strict=True)])
         self.head = GazeHead(dims[-1])
         self.apply(_init)
         for m in self.modules():  # after the generic init: adapters start as the identity
@@ -129,7 +129,7 @@ class GazeNet(nn.Module):
 
     def forward_features(self, image: torch.Tensor) -> torch.Tensor:
         x = (image - 0.5) * 4.0  # [0, 1] -> roughly zero mean, unit spread
-        for ds, stage in zip(self.downsample, self.stages):
+        for ds, stage in zip(self.downsample, self.stages, strict=True):
             x = stage(ds(x))
         return x
 

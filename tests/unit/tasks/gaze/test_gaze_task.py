@@ -92,7 +92,7 @@ def test_parameter_counts() -> None:
     assert models.param_count(t) == 3_577_182
     assert models.param_count(s) == 279_732
     assert 9 < models.param_count(t) / models.param_count(s) < 15
-    for a, b in zip(t.stages[0].state_dict().values(), s.stages[0].state_dict().values()):
+    for a, b in zip(t.stages[0].state_dict().values(), s.stages[0].state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
