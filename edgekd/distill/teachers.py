@@ -183,7 +183,8 @@ class EnsembleTeacher(Teacher):
                     hint="ensemble only teachers with the same outputs",
                 )
             total = [t + w * o.float() for t, o in zip(total, outs, strict=True)]
-        assert total is not None  # members is non-empty (checked in __init__)
+        if total is None:  # unreachable: __init__ rejects an empty ensemble
+            raise ConfigError("the ensemble has no members", hint="give EnsembleTeacher at least one teacher")
         return tuple(total), {}
 
     def fingerprint(self) -> str:

@@ -101,36 +101,32 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     parity: dict[str, Any] = {}
     onnx_path = out_dir / "student.onnx"
     int8_path = out_dir / "student.int8.onnx"
+    for stale in (onnx_path, int8_path):  # a re-used --out folder must not report an earlier run's artifact
+        stale.unlink(missing_ok=True)
     from edgekd.export.onnx import export_onnx
 
-    if recipe.distill.qat:
-        # Quantization-aware distillation: the student's fake-quant scales were learnt, so its export IS the
-        # INT8 artifact (QDQ). No FP32 ONNX is written and PTQ is skipped (quantizing a QDQ graph again
-        # would corrupt it). Torch fake-quant vs ORT integer kernels differ by about one quantization step,
-        # so parity is measured and judged by the metric, as for PTQ.
-        with rec.stage("export_onnx_qat") as r:
-            res = export_onnx(student, spec, int8_path, opset=recipe.export.opset, exporter=recipe.export.exporter,
-                              dynamic_batch=recipe.export.dynamic_batch, simplify=recipe.export.simplify)
-            r.update(_public(res))
-        with rec.stage("parity_int8") as r:
-            parity["onnx_int8"] = _parity(student, int8_path, task, recipe, exact=False)
-            r.update(parity["onnx_int8"])
-    else:
-        with rec.stage("export_onnx") as r:
-            res = export_onnx(student, spec, onnx_path, opset=recipe.export.opset, exporter=recipe.export.exporter,
-                              dynamic_batch=recipe.export.dynamic_batch, simplify=recipe.export.simplify)
-            r.update(_public(res))
+    # Quantization-aware distillation: the student's fake-quant scales were learnt, so its export IS the INT8
+    # artifact (QDQ). No FP32 ONNX is written and PTQ is skipped (quantizing a QDQ graph again would corrupt
+    # it). Torch fake-quant vs ORT integer kernels differ by about one quantization step, so that parity is
+    # measured and judged by the metric, as for PTQ.
+    qat = recipe.distill.qat
+    exported = int8_path if qat else onnx_path
+    with rec.stage("export_onnx_qat" if qat else "export_onnx") as r:
+        res = export_onnx(student, spec, exported, opset=recipe.export.opset, exporter=recipe.export.exporter,
+                          dynamic_batch=recipe.export.dynamic_batch, simplify=recipe.export.simplify)
+        r.update(_public(res))
+    if not qat:
         with rec.stage("parity_fp32") as r:
             parity["onnx_fp32"] = _parity(student, onnx_path, task, recipe, exact=True)
             r.update(parity["onnx_fp32"])
         if recipe.quantize.enabled:
             with rec.stage("quantize_int8", runtime=recipe.quantize.runtime,
                            method=recipe.quantize.calibration.method) as r:
-                qres = _quantize(onnx_path, int8_path, task, recipe)
-                r.update(qres)
-            with rec.stage("parity_int8") as r:
-                parity["onnx_int8"] = _parity(student, int8_path, task, recipe, exact=False)
-                r.update(parity["onnx_int8"])
+                r.update(_quantize(onnx_path, int8_path, task, recipe))
+    if int8_path.exists():
+        with rec.stage("parity_int8") as r:
+            parity["onnx_int8"] = _parity(student, int8_path, task, recipe, exact=False)
+            r.update(parity["onnx_int8"])
 
     variants: dict[str, dict[str, Any]] = {}
     with rec.stage("evaluate"):

@@ -122,17 +122,17 @@ class FeedReader(CalibrationDataReader):
         if not self.has_next():
             return None
         feed, self._peeked = self._peeked, None
-        assert feed is not None
+        if feed is None:  # has_next() just returned True, so a feed was peeked
+            return None
         out = {k: np.ascontiguousarray(v) for k, v in feed.items()}
         if self._inputs is not None:
-            self._check(out)
+            self._check(out, self._inputs)
         self.count += 1
         return out
 
-    def _check(self, feed: Feed) -> None:
-        assert self._inputs is not None
+    def _check(self, feed: Feed, inputs: Mapping[str, ModelInput]) -> None:
         problems = []
-        for name, spec in self._inputs.items():
+        for name, spec in inputs.items():
             if name not in feed:
                 problems.append(f"missing input {name!r} (shape {list(spec.shape)})")
                 continue

@@ -63,3 +63,19 @@ def test_unknown_recipe_and_device_exit_2(capsys: pytest.CaptureFixture[str]) ->
     assert "Did you mean 'gaze'" in capsys.readouterr().err
     assert main(["distill-and-export", "gaze", "--device", "jetson-orin"]) == 2
     assert "Did you mean" in capsys.readouterr().err
+
+
+def test_qat_run_ships_its_own_int8_export_and_no_ptq(tmp_path: Path) -> None:
+    out = tmp_path / "qat"
+    code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
+                 "--set", "teacher.cache=false", "--set", "distill.qat=true"])
+    assert code in (0, 1)
+    report = json.loads((out / "report.json").read_text())
+    assert "onnx_int8" in report["variants"] and "onnx_fp32" not in report["variants"]
+    assert not (out / "student.onnx").exists()
+    steps = [s["step"] for s in json.loads((out / "manifest.json").read_text())["steps"]]
+    assert "export_onnx_qat" in steps and "quantize_int8" not in steps
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out / "student.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops

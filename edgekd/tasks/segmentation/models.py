@@ -158,7 +158,8 @@ def macs(model: nn.Module, height: int, width: int) -> int:
 
     def hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
-        assert isinstance(mod, nn.Conv2d)
+        if not isinstance(mod, nn.Conv2d):  # hooks are registered on Conv2d modules only
+            return
         total += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
 
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
