@@ -79,8 +79,11 @@ class ParityConfig(Strict):
     samples: int = Field(16, ge=1)
 
 
+ExportFormat = Literal["onnx", "openvino", "tensorrt"]
+
+
 class ExportConfig(Strict):
-    formats: list[Literal["onnx", "openvino", "tensorrt"]] = Field(default_factory=lambda: ["onnx"])
+    formats: list[ExportFormat] = Field(default_factory=lambda: list[ExportFormat](["onnx"]))
     opset: int = Field(17, ge=11, le=23)
     exporter: Literal["auto", "dynamo", "torchscript"] = "auto"
     dynamic_batch: bool = True

@@ -159,7 +159,7 @@ def bake_low_bit_weights(model: nn.Module) -> int:
             continue
         bits = (fq.quant_max - fq.quant_min + 1).bit_length() - 1
         per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
-        weight: torch.Tensor = m.weight  # type: ignore[attr-defined]
+        weight: torch.Tensor = m.weight  # type: ignore[attr-defined,assignment]
         with torch.no_grad():
             fq.disable_observer()
             weight.copy_(fq(weight))

@@ -223,4 +223,4 @@ def layer_breakdown(artifact: Path, runtime: str, options: SessionOptions, feeds
                            hint="per-layer breakdowns exist for onnxruntime, openvino and tensorrt")
     if fn is ort_layers:
         return ort_layers(artifact, options, feeds, runs=runs, warmup=warmup)
-    return fn(artifact, options, feeds, runs=runs, warmup=warmup, source_onnx=source_onnx)  # type: ignore[operator]
+    return fn(artifact, options, feeds, runs=runs, warmup=warmup, source_onnx=source_onnx)  # type: ignore[operator,call-arg]

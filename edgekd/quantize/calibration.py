@@ -142,9 +142,9 @@ class FeedReader(CalibrationDataReader):
                                 f"rank {len(spec.shape)} (shape {list(spec.shape)})")
             elif np.dtype(a.dtype) != np.dtype(spec.dtype):
                 problems.append(f"input {name!r}: dtype {a.dtype}, the model needs {spec.dtype}")
-        extra = sorted(set(feed) - set(self._inputs))
+        extra = sorted(set(feed) - set(inputs))
         if extra:
-            problems.append(f"unexpected inputs {extra}; the model's inputs are {sorted(self._inputs)}")
+            problems.append(f"unexpected inputs {extra}; the model's inputs are {sorted(inputs)}")
         if problems:
             raise QuantizationError(
                 f"calibration batch {self.count} does not fit the model:\n" + "\n".join(f"  - {p}" for p in problems),

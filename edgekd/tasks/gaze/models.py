@@ -69,7 +69,7 @@ class Adapter(nn.Module):
         self.act = nn.LeakyReLU(0.1)
         self.up = nn.Conv2d(hidden, dim, 1)
         nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        nn.init.zeros_(self.up.bias)  # type: ignore[arg-type]  # Conv2d(bias=True) always has one
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.up(self.act(self.bn(self.down(x))))
@@ -125,7 +125,7 @@ class GazeNet(nn.Module):
         for m in self.modules():  # after the generic init: adapters start as the identity
             if isinstance(m, Adapter):
                 nn.init.zeros_(m.up.weight)
-                nn.init.zeros_(m.up.bias)
+                nn.init.zeros_(m.up.bias)  # type: ignore[arg-type]
 
     def forward_features(self, image: torch.Tensor) -> torch.Tensor:
         x = (image - 0.5) * 4.0  # [0, 1] -> roughly zero mean, unit spread
@@ -174,7 +174,7 @@ def adapter_parameters(model: GazeNet, stages: Sequence[int] = (3,)) -> list[nn.
     """Parameters of the adapters in the given stages (default: the last one, as DFT Gaze personalises)."""
     out: list[nn.Parameter] = []
     for s in stages:
-        for blk in model.stages[s]:
+        for blk in model.stages[s]:  # type: ignore[attr-defined]
             if blk.adapter is not None:
                 out.extend(blk.adapter.parameters())
     return out

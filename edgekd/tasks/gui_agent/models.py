@@ -95,7 +95,7 @@ class TextEncoder(nn.Module):
         # quantized Where/Softmax input spans the -1e4 padding mask, whose range leaves no
         # resolution for the real scores (measured: -7 points of click accuracy).
         table = self.embed.weight if self.embed is not None else self.get_buffer("lexicon")
-        onehot = (tokens.unsqueeze(-1) == self.vocab_ids).to(table.dtype)  # [B, L, V]
+        onehot = (tokens.unsqueeze(-1) == self.vocab_ids).to(table.dtype)  # type: ignore[attr-defined]  # [B, L, V]
         w = torch.einsum("blv,vd->bld", onehot, table)
         h = self.mlp(w)  # [B, L, D]
         pad = (tokens == T.PAD).to(h.dtype)
@@ -191,7 +191,7 @@ class GuiNet(nn.Module):
         q = self.text(tokens)
         x = self.fusion(v, q)
         w = self.score.weight.reshape(-1)
-        s = torch.einsum("bchw,c->bhw", x, w) - (-self.score.bias)  # the 1x1 score conv, [B, g, g]
+        s = torch.einsum("bchw,c->bhw", x, w) - (-self.score.bias)  # type: ignore[operator]  # the 1x1 score conv, [B, g, g]
         # bilinear resampling to n_bins (align_corners=False) as two constant matrices
         s = torch.einsum("Hh,bhw,Ww->bHW", self.resample, s, self.resample)
         x_logits = torch.logsumexp(s, dim=1)  # [B, nb] marginal over rows

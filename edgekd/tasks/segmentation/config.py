@@ -54,7 +54,7 @@ class SegmentationTaskConfig(TaskConfigBase):
     test_size: int = Field(192, ge=1, description="test images (the reported metric and the shifted domains)")
     dynamic_size: bool = Field(False, description="declare height and width dynamic in the io spec, so the "
                                "exported model takes any multiple of 8 (the fixed size is still the default)")
-    shifts: list[Shift] = Field(default_factory=lambda: ["fog", "night", "rain"],
+    shifts: list[Shift] = Field(default_factory=lambda: list[Shift](["fog", "night", "rain"]),
                                 description="shifted test domains built from the test images")
     shift_severity: float = Field(1.0, gt=0, le=2, description="strength of the shifts (1 = moderate)")
     hflip: bool = Field(True, description="random horizontal flip of training images")
