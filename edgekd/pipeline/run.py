@@ -154,6 +154,15 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
             r["artifacts"] = list(profiles)
 
     summary = _summary(task, variants, profiles)
+    if "int8_relative_change" in summary:
+        # the recipe's quantize.relative_tolerance, in the direction that hurts (worse INT8 metric)
+        sign = 1.0 if task.metric.lower_is_better else -1.0
+        worse = sign * summary["int8_relative_change"]
+        summary["int8_within_tolerance"] = worse <= recipe.quantize.relative_tolerance
+        if not summary["int8_within_tolerance"]:
+            warnings.append(f"INT8 {task.metric.name} is {worse:.1%} worse than FP32, beyond "
+                            f"quantize.relative_tolerance={recipe.quantize.relative_tolerance:g}: set "
+                            "quantize.max_metric_drop for the accuracy-aware fallback, or ship FP32")
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "recipe": recipe.name,
@@ -285,6 +294,8 @@ def _quantize(onnx_path: Path, int8_path: Path, task: Any, recipe: RecipeBase) -
             if seen >= q.calibration.samples:
                 return
 
+    if q.runtime == "onnxruntime" and q.max_metric_drop is not None:
+        return _quantize_with_fallback(onnx_path, int8_path, task, recipe, list(calib()), q.max_metric_drop)
     if q.runtime == "onnxruntime":
         from edgekd.quantize.ort_static import quantize_onnx_static
 
@@ -295,6 +306,32 @@ def _quantize(onnx_path: Path, int8_path: Path, task: Any, recipe: RecipeBase) -
 
         res = quantize_openvino(onnx_path, int8_path.with_suffix(".xml"), calib(), subset_size=q.calibration.samples)
     return _public(res)
+
+
+def _quantize_with_fallback(onnx_path: Path, int8_path: Path, task: Any, recipe: RecipeBase,
+                            calib: list[dict[str, np.ndarray]], max_drop: float) -> dict[str, Any]:
+    """``quantize.max_metric_drop``: quantize everything, then return the most sensitive layers to FP32
+    until the metric on the VALIDATION split (never the test split, which reports the result) drops by at
+    most that much (edgekd.quantize.fallback). A model that cannot get there is kept at its best and
+    flagged in the report, not silently shipped as within tolerance."""
+    import tempfile
+
+    from edgekd.quantize.fallback import OrtQuantizer, accuracy_aware_fallback
+
+    q = recipe.quantize
+
+    def val_metric(path: Path) -> float:
+        return float(task.evaluate(_ort_predict(path, threads=None), split="val").metric)
+
+    with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as work:
+        quantizer = OrtQuantizer(onnx_path, calib, Path(work), method=q.calibration.method,
+                                 per_channel=q.per_channel, percentile=q.calibration.percentile)
+        res = accuracy_aware_fallback(onnx_path, int8_path, quantizer, val_metric,
+                                      lower_is_better=task.metric.lower_is_better, max_drop=max_drop)
+    return {"fallback": True, "split": "val", "max_metric_drop": res.max_drop, "metric_fp32": res.metric_fp32,
+            "metric_int8_all": res.metric_int8_all, "metric_final": res.metric_final,
+            "fp32_layers": res.fallback_layers, "within_tolerance": res.within_tolerance,
+            "evaluations": res.evaluations}
 
 
 def _profile(student: Any, teacher: Any, task: Any, onnx: dict[str, Path], recipe: RecipeBase,

@@ -79,3 +79,18 @@ def test_qat_run_ships_its_own_int8_export_and_no_ptq(tmp_path: Path) -> None:
 
     ops = {n.op_type for n in onnx.load(str(out / "student.int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_max_metric_drop_runs_the_accuracy_aware_fallback_on_val(tmp_path: Path) -> None:
+    out = tmp_path / "fb"
+    # a drop of 0 forces layers back to FP32 until INT8 matches FP32 on the val split (or the best reached)
+    code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
+                 "--set", "teacher.cache=false", "--set", "quantize.max_metric_drop=0.0",
+                 "--set", "profile.enabled=false"])
+    assert code in (0, 1)
+    steps = json.loads((out / "manifest.json").read_text())["steps"]
+    (q,) = [s for s in steps if s["step"] == "quantize_int8"]
+    assert q["fallback"] is True and q["split"] == "val" and q["evaluations"] >= 2
+    assert q["within_tolerance"] == (q["metric_final"] - q["metric_fp32"] <= 0.0)
+    report = json.loads((out / "report.json").read_text())
+    assert isinstance(report["summary"]["int8_within_tolerance"], bool)
