@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def _run_steps(job: dict, tmp_path: Path, env: dict[str, str], only: str | None 
     ran = []
     for step in job["steps"]:
         script = step.get("run", "")
-        if "edgekd " not in script or (only is not None and only not in step.get("name", "")):
+        if not re.search(r"(^|\s)(edgekd|\$EDGEKD) ", script) or (only is not None and only not in step.get("name", "")):
             continue  # checkout, setup-python, pip install, artifact actions
         r = subprocess.run([bash, "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=600, check=False)
@@ -108,3 +109,53 @@ def test_host_workflow_runs_locally(tmp_path: Path) -> None:
                                                                    "interleaved) and the budgets"]
     v = json.loads((tmp_path / "out" / "gate-regression.json").read_text())
     assert any(c["name"] == "regression" for c in v["checks"])
+
+
+def _shim(tmp_path: Path) -> Path:
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    shim = bindir / "edgekd"  # the edgekd of this interpreter, in place of the board's container
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m edgekd "$@"\n')
+    shim.chmod(0o755)
+    return shim
+
+
+def test_rpi_workflow_runs_locally(tmp_path: Path) -> None:
+    """The Raspberry Pi workflow's steps on the host, with its container replaced by this edgekd and the board
+    profile by host-cpu: doctor, profile, budget gate, baseline kept; then a pass with that baseline."""
+    from edgekd.gate.synthetic import tiny_cnn
+
+    wf = _load(ROOT / "docs/ci/rpi-selfhosted.yml")
+    (job,) = wf["jobs"].values()
+    (tmp_path / "models").mkdir()
+    tiny_cnn(tmp_path / "models" / "student.int8.onnx", channels=8, size=32)
+    env = {**os.environ, **{k: str(v) for k, v in wf["env"].items()},
+           "EDGEKD": str(_shim(tmp_path)), "DEVICE": str(_loose_host_device(tmp_path / "host-ci.yaml")),
+           "MODEL_INPUT": "", "OMP_NUM_THREADS": "1", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    ran = _run_steps(job, tmp_path, env)
+    assert ran == ["board check", "profile and gate on the board", "keep the accepted model as the next baseline"]
+    assert json.loads((tmp_path / "out" / "gate-budgets.json").read_text())["checks"]
+    assert (tmp_path / "baseline-new" / "baseline.profile.json").is_file()
+    (tmp_path / "baseline").mkdir()
+    shutil.copy(tmp_path / "baseline-new" / "baseline.onnx", tmp_path / "baseline" / "baseline.onnx")
+    env["EDGEKD_GATE_ARGS"] = ("--sessions-min 4 --sessions-max 6 --iterations 20 --threads 1 "
+                               "--allow-inconclusive --allow-invalid")
+    _run_steps(job, tmp_path, env, only="profile and gate")
+    v = json.loads((tmp_path / "out" / "gate-regression.json").read_text())
+    assert any(c["name"] == "regression" for c in v["checks"]) and v["verdict"] != "FAIL"
+
+
+def test_jetson_workflow_runs_locally(tmp_path: Path) -> None:
+    """The Jetson workflow's steps on the host (container -> this edgekd, board -> host-cpu, smoke preset)."""
+    wf = _load(ROOT / "docs/ci/jetson-selfhosted.yml")
+    (job,) = wf["jobs"].values()
+    env = {**os.environ, **{k: str(v) for k, v in wf["env"].items()},
+           "EDGEKD": str(_shim(tmp_path)), "DEVICE": str(_loose_host_device(tmp_path / "host-ci.yaml")),
+           "EDGEKD_RUN_ARGS": "--preset smoke --set teacher.cache=false", "OMP_NUM_THREADS": "1",
+           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    ran = _run_steps(job, tmp_path, env)
+    assert ran == ["board check (power mode, locked clocks, runtimes)", "distill, quantize and export on the board",
+                   "profile and gate"]
+    verdict = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert {c["name"] for c in verdict["checks"]} >= {"latency_p90_ucb99", "metric_angular_error_deg"}
+    assert (tmp_path / "out" / "gate.xml").is_file() and (tmp_path / "out" / "summary.md").is_file()
