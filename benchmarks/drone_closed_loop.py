@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from _timing import time_interleaved
 
 from edgekd.config import load_recipe
 from edgekd.fileio import write_json
@@ -54,21 +54,6 @@ def train_student(task: Any, recipe: Any, *, kd: bool, width: float | None = Non
     return fit(student, desc="student alone", **common).student
 
 
-def time_interleaved(fns: dict[str, Callable[[], Any]], rounds: int, iters: int) -> dict[str, dict[str, float]]:
-    """Per-call latency (ms): each round runs every candidate ``iters`` times, in turn, so
-    background load hits all of them alike."""
-    for f in fns.values():
-        for _ in range(5):
-            f()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                f()
-                samples[name].append((time.perf_counter() - t0) * 1e3)
-    return {k: {"p50": float(np.percentile(v, 50)), "p90": float(np.percentile(v, 90)),
-                "mean": float(np.mean(v)), "n": len(v)} for k, v in samples.items()}
 
 
 def main() -> None:

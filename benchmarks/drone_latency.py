@@ -34,23 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-
-def time_interleaved(fns: dict[str, Callable[[], Any]], rounds: int, iters: int) -> dict[str, dict[str, float]]:
-    """Per-call latency (ms): every round runs each candidate ``iters`` times in turn, so the
-    background load hits all of them alike."""
-    for f in fns.values():
-        for _ in range(5):
-            f()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                f()
-                samples[name].append((time.perf_counter() - t0) * 1e3)
-    return {k: {"p50": float(np.percentile(v, 50)), "p90": float(np.percentile(v, 90)),
-                "min": float(np.min(v)), "n": len(v)} for k, v in samples.items()}
+from _timing import time_interleaved
 
 
 def _runner(session: Any, nxt: Callable[[], torch.Tensor]) -> Callable[[], Any]:

@@ -194,3 +194,23 @@ class LogitsPairTerm(LossTerm):
         key = getattr(c, "mask_key", None)
         mask = batch_tensor(ctx, key, c.kind, "mask_key") if key else None
         return self.formula(s, t, mask)
+
+
+class ProjectedFeatureTerm(LossTerm):
+    """What every one-tap feature loss does before its formula: read the student's tap ``cfg.student`` and
+    the teacher's ``cfg.teacher``, map the student's through the learned projector onto the teacher's
+    shape, and insist the shapes then agree. Subclasses call :meth:`pair` and apply their formula."""
+
+    def __init__(self, cfg: Any, projector: nn.Module) -> None:
+        super().__init__(cfg.kind)
+        self.cfg = cfg
+        self.projector = projector
+        self.student_taps = (cfg.student,)
+        self.teacher_taps = (cfg.teacher,)
+
+    def pair(self, ctx: StepContext, what: str = "feature (after projector)") -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.cfg
+        s = self.projector(feature(ctx.student_feats, "student", c.student, c.kind))
+        t = feature(ctx.teacher_feats, "teacher", c.teacher, c.kind)
+        check_same_shape(s, t, c.kind, what)
+        return s, t

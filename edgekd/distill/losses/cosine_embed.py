@@ -20,11 +20,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
-from edgekd.distill.losses._common import check_same_shape, feature, make_projector, probe_shape
+from edgekd.distill.losses._common import (
+    ProjectedFeatureTerm,
+    make_projector,
+    probe_shape,
+)
 from edgekd.distill.terms import LossTerm, StepContext, TapProbe
 from edgekd.errors import ConfigError
 
@@ -43,20 +46,10 @@ def cosine_embed_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, eps:
     return (1.0 - F.cosine_similarity(student_emb, t, dim=-1, eps=eps)).mean()
 
 
-class CosineEmbedTerm(LossTerm):
-    def __init__(self, cfg: CosineEmbedConfig, projector: nn.Module) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-        self.projector = projector
-        self.student_taps = (cfg.student,)
-        self.teacher_taps = (cfg.teacher,)
-
+class CosineEmbedTerm(ProjectedFeatureTerm):
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        c = self.cfg
-        s = self.projector(feature(ctx.student_feats, "student", c.student, c.kind))
-        t = feature(ctx.teacher_feats, "teacher", c.teacher, c.kind)
-        check_same_shape(s, t, c.kind, "embedding (after projector)")
-        return cosine_embed_loss(s, t, c.eps)
+        s, t = self.pair(ctx, "embedding (after projector)")
+        return cosine_embed_loss(s, t, self.cfg.eps)
 
 
 @LOSSES.register(CosineEmbedConfig)

@@ -12,11 +12,15 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
-from edgekd.distill.losses._common import check_same_shape, feature, kl_rows, make_projector, probe_shape
+from edgekd.distill.losses._common import (
+    ProjectedFeatureTerm,
+    kl_rows,
+    make_projector,
+    probe_shape,
+)
 from edgekd.distill.terms import LossTerm, StepContext, TapProbe
 from edgekd.errors import ConfigError
 
@@ -42,18 +46,9 @@ def cwd_loss(student_feat: torch.Tensor, teacher_feat: torch.Tensor, temperature
     return kl_rows(F.log_softmax(t, -1), F.log_softmax(s, -1)).mean() * temperature**2
 
 
-class CWDTerm(LossTerm):
-    def __init__(self, cfg: CWDConfig, projector: nn.Module) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-        self.projector = projector
-        self.student_taps = (cfg.student,)
-        self.teacher_taps = (cfg.teacher,)
-
+class CWDTerm(ProjectedFeatureTerm):
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        s = self.projector(feature(ctx.student_feats, "student", self.cfg.student, self.cfg.kind))
-        t = feature(ctx.teacher_feats, "teacher", self.cfg.teacher, self.cfg.kind)
-        check_same_shape(s, t, self.cfg.kind, "feature (after projector)")
+        s, t = self.pair(ctx)
         return cwd_loss(s, t, self.cfg.temperature)
 
 

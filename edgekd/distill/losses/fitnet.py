@@ -9,11 +9,14 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
-from edgekd.distill.losses._common import check_same_shape, feature, make_projector, probe_shape
+from edgekd.distill.losses._common import (
+    ProjectedFeatureTerm,
+    make_projector,
+    probe_shape,
+)
 from edgekd.distill.terms import LossTerm, StepContext, TapProbe
 
 
@@ -33,19 +36,9 @@ def fitnet_loss(projected_student: torch.Tensor, teacher_feat: torch.Tensor) -> 
     return (projected_student - teacher_feat.detach().to(projected_student.dtype)).pow(2).mean()
 
 
-class FitNetTerm(LossTerm):
-    def __init__(self, cfg: FitNetConfig, projector: nn.Module) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-        self.projector = projector
-        self.student_taps = (cfg.student,)
-        self.teacher_taps = (cfg.teacher,)
-
+class FitNetTerm(ProjectedFeatureTerm):
     def forward(self, ctx: StepContext) -> torch.Tensor:
-        s = feature(ctx.student_feats, "student", self.cfg.student, self.cfg.kind)
-        t = feature(ctx.teacher_feats, "teacher", self.cfg.teacher, self.cfg.kind)
-        p = self.projector(s)
-        check_same_shape(p, t, self.cfg.kind, "feature (after projector)")
+        p, t = self.pair(ctx)
         return fitnet_loss(p, t)
 
 

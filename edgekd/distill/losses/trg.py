@@ -30,11 +30,15 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
-from edgekd.distill.losses._common import check_same_shape, feature, kl_rows, make_projector, probe_shape
+from edgekd.distill.losses._common import (
+    ProjectedFeatureTerm,
+    kl_rows,
+    make_projector,
+    probe_shape,
+)
 from edgekd.distill.terms import LossTerm, StepContext, TapProbe
 
 _MASKED = -1e30
@@ -93,19 +97,10 @@ def contextual_loss(student_tokens: torch.Tensor, teacher_tokens: torch.Tensor, 
     return -torch.log(score.clamp_min(1e-12)).mean()
 
 
-class TRGTerm(LossTerm):
-    def __init__(self, cfg: TRGConfig, projector: nn.Module) -> None:
-        super().__init__(cfg.kind)
-        self.cfg = cfg
-        self.projector = projector
-        self.student_taps = (cfg.student,)
-        self.teacher_taps = (cfg.teacher,)
-
+class TRGTerm(ProjectedFeatureTerm):
     def forward(self, ctx: StepContext) -> torch.Tensor:
         c = self.cfg
-        s = self.projector(feature(ctx.student_feats, "student", c.student, c.kind))
-        t = feature(ctx.teacher_feats, "teacher", c.teacher, c.kind)
-        check_same_shape(s, t, c.kind, "feature (after projector)")
+        s, t = self.pair(ctx)
         ts, tt = to_tokens(s), to_tokens(t)
         total = ts.shape[0] * ts.shape[1]
         nodes = None
