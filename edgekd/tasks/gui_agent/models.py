@@ -18,12 +18,12 @@ positions 1 and 2 the bins. The head and the instruction encoder are written wit
 Runtime's static INT8 quantizer keeps in FP32 (see the comments in TextEncoder.forward and
 GuiNet.forward_from_visual): quantizing them cost 7 points of click accuracy.
 
-- Teacher (1.54M parameters with the default widths, 0.27 GFLOPs at 128 px): full 3x3
+- Teacher (4.22M parameters with the default widths, 1.09 GFLOPs at 128 px): full 3x3
   convolutions (stride 2, 4, 8), text-FiLM residual blocks at stride 8 and a stride-16 context
   branch; its instruction encoder reads FROZEN word vectors (a lexicon that knows synonyms, as a
   pretrained language encoder would: synthetic, or all-MiniLM-L6-v2 word embeddings) through a
   trainable MLP and attention pooling.
-- Student (0.26M, 0.04 GFLOPs): narrower convolutions (depthwise-separable optional), FiLM
+- Student (0.57M, 0.05 GFLOPs): narrower convolutions (depthwise-separable optional), FiLM
   blocks, a stride-16 context branch, and a tiny trainable word embedding (it has never seen
   the synonyms unless a teacher shows them).
 """

@@ -21,3 +21,20 @@ def test_output_is_a_bounded_command_per_image() -> None:
         out = net(torch.rand(3, 3, size, size))
         assert out.shape == (3, 3)
         assert bool((out.abs() < 1).all())
+
+
+def test_activation_is_selectable_and_keeps_the_parameter_count() -> None:
+    relu, gelu = StudentNet(0.5, "relu"), StudentNet(0.5, "gelu")
+    assert param_count(relu) == param_count(gelu) == 429_771
+    kinds = {type(m).__name__ for m in relu.modules()}, {type(m).__name__ for m in gelu.modules()}
+    assert "ReLU" in kinds[0] and "GELU" not in kinds[0]
+    assert "GELU" in kinds[1] and "ReLU" not in kinds[1]
+
+
+def test_unknown_activation_names_the_field_and_the_choices() -> None:
+    import pytest
+
+    from edgekd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"task.activation='swish'.*relu, gelu"):
+        StudentNet(0.5, "swish")
