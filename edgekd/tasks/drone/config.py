@@ -116,6 +116,8 @@ class DroneTaskConfig(TaskConfigBase):
     width_mult: float = Field(1.0, gt=0, le=2, description="student channel multiplier (0.5 = half-width)")
     activation: Literal["relu", "gelu"] = Field("relu", description="student activation: relu fuses into INT8 "
                                                 "convolutions (1.6x INT8 speed-up measured; gelu: 1.1x)")
+    downsample: Literal["strided", "pool"] = Field("strided", description="first two student blocks: stride-2 "
+                                                   "convolutions (52.7M MACs at 96 px) or conv + max-pool (83.1M)")
     scene: SceneConfig = Field(default_factory=SceneConfig)
     dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
     ibvs: TeacherIBVSConfig = Field(default_factory=TeacherIBVSConfig)

@@ -145,7 +145,8 @@ class DroneTask:
 
     def build_student(self, width_mult: float | None = None) -> StudentNet:
         torch.manual_seed(self.seed + 1)
-        return StudentNet(self.config.width_mult if width_mult is None else width_mult, self.config.activation)
+        return StudentNet(self.config.width_mult if width_mult is None else width_mult, self.config.activation,
+                          self.config.downsample)
 
     # ---- loss and metric
     def task_loss(self, outputs: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -38,3 +38,12 @@ def test_unknown_activation_names_the_field_and_the_choices() -> None:
 
     with pytest.raises(ConfigError, match=r"task.activation='swish'.*relu, gelu"):
         StudentNet(0.5, "swish")
+
+
+def test_strided_and_pooled_downsampling_give_the_same_output_size_and_parameters() -> None:
+    strided, pooled = StudentNet(1.0, downsample="strided"), StudentNet(1.0, downsample="pool")
+    assert param_count(strided) == param_count(pooled) == 1_714_835
+    assert macs(strided, 96) < 0.7 * macs(pooled, 96)
+    x = torch.rand(2, 3, 96, 96)
+    feats_s, feats_p = strided.features(x), pooled.features(x)
+    assert feats_s.shape == feats_p.shape
