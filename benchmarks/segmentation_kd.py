@@ -36,10 +36,11 @@ def arm_losses(arm: str) -> list[Any]:
         return [CWDConfig(student="classifier", teacher="classifier", temperature=4.0, weight=3.0)]
     if arm == "acam":  # ASPP features, cooperative masks; weight 0.25 measured best of the variants tried
         return [ACAMConfig(student="aspp", teacher="aspp", weight=0.25)]
-    if arm.startswith("acam:"):  # acam:<tap>:<mask_objective>[:<weight>], for ablations
-        _, tap, objective, *w = arm.split(":")
+    if arm.startswith("acam:"):  # acam:<tap>:<mask_objective>[:<weight>[:<distance>]], for ablations
+        _, tap, objective, *rest = arm.split(":")
         return [ACAMConfig(student=tap, teacher=tap, mask_objective=objective,  # type: ignore[arg-type]
-                           weight=float(w[0]) if w else 1.0)]
+                           weight=float(rest[0]) if rest else 1.0,
+                           distance=rest[1] if len(rest) > 1 else "mse")]  # type: ignore[arg-type]
     if arm == "pixel_kd":
         return [HintonKDConfig(temperature=1.0, mask_key="valid", weight=1.0)]
     if arm == "lad":

@@ -59,6 +59,10 @@ class ACAMConfig(LossConfigBase):
     masks: int = Field(4, ge=1, le=32, description="number M of spatial masks")
     attn_dim: int = Field(32, ge=4, description="query/key width d of the cross-attention")
     diversity: float = Field(0.5, ge=0, description="lambda_div, weight of the mask diversity term")
+    distance: Literal["mse", "cwd"] = Field(
+        "mse", description="mse: the paper's masked, variance-normalised squared error on features; cwd: the "
+        "masks weight a channel-wise spatial-softmax KL (as CWD) instead, for logit maps")
+    temperature: float = Field(4.0, gt=0, description="tau of the spatial softmax (distance: cwd)")
     mask_objective: Literal["cooperative", "adversarial"] = Field(
         "cooperative", description="cooperative: the masks descend L_kd with the student (as in the paper); "
         "adversarial: they ascend it (gradient reversal), moving to where the student still differs")
@@ -74,6 +78,27 @@ def masked_feature_loss(student: torch.Tensor, teacher: torch.Tensor, channel_ma
     weighted = torch.einsum("bc,bkhw,bchw->bk", channel_mask, spatial_masks, diff)
     mass = channel_mask.sum(1, keepdim=True) * spatial_masks.flatten(2).sum(-1)  # [B,M]
     return (weighted.sum(0) / (mass.sum(0) * var + eps)).mean()
+
+
+def masked_cwd_loss(student: torch.Tensor, teacher: torch.Tensor, channel_mask: torch.Tensor,
+                    spatial_masks: torch.Tensor, temperature: float = 4.0, eps: float = 1e-6) -> torch.Tensor:
+    """Mask-weighted channel-wise distillation (``distance: cwd``).
+
+    Per sample b and channel c, p = softmax over the H*W positions of T/tau (teacher) and of S/tau
+    (student), as in CWD (Shu et al., ICCV 2021); the pointwise KL terms
+    ``kl_{b,c,i} = p^T_{b,c,i} (log p^T_{b,c,i} - log p^S_{b,c,i})`` are weighted by
+    ``w_{k,b,c,i} = m_c[b,c] * m_s^k[b,i]`` and normalised by the mean weight per map:
+        L = tau^2 / M * sum_k  sum_{b,c,i} w kl / (sum_{b,c,i} w / (H W)),
+    so all-ones masks give exactly CWD's ``tau^2 / (B C) * sum kl``.
+    """
+    b, c, h, w = teacher.shape
+    log_pt = F.log_softmax(teacher.detach().reshape(b, c, -1) / temperature, dim=-1)
+    log_ps = F.log_softmax(student.reshape(b, c, -1) / temperature, dim=-1)
+    kl = (log_pt.exp() * (log_pt - log_ps)).reshape(b, c, h, w)
+    channel_mask, spatial_masks = channel_mask.to(kl.dtype), spatial_masks.to(kl.dtype)
+    weighted = torch.einsum("bc,bkhw,bchw->k", channel_mask, spatial_masks, kl)
+    mass = torch.einsum("bc,bkhw->k", channel_mask, spatial_masks) / (h * w)
+    return temperature ** 2 * (weighted / (mass + eps)).mean()
 
 
 def mask_diversity(spatial_masks: torch.Tensor) -> torch.Tensor:
@@ -145,7 +170,11 @@ class ACAMTerm(LossTerm):
         m_c, m_s, _ = self.masker(s.detach(), t)
         w_c, w_s = (m_c, m_s) if self.cfg.mask_objective == "cooperative" else \
             (_ReverseGrad.apply(m_c), _ReverseGrad.apply(m_s))
-        return masked_feature_loss(s, t, w_c, w_s) + self.cfg.diversity * mask_diversity(m_s)
+        if self.cfg.distance == "cwd":
+            kd = masked_cwd_loss(s, t, w_c, w_s, self.cfg.temperature)
+        else:
+            kd = masked_feature_loss(s, t, w_c, w_s)
+        return kd + self.cfg.diversity * mask_diversity(m_s)
 
 
 @LOSSES.register(ACAMConfig)

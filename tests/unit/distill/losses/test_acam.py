@@ -86,3 +86,37 @@ def test_non_4d_features_are_rejected(make_probe) -> None:  # type: ignore[no-un
     probe = make_probe(student_feats={"s": torch.zeros(2, 8)}, teacher_feats={"t": torch.zeros(2, 8)})
     with pytest.raises(ConfigError, match="4-D"):
         LOSSES.get(cfg)(cfg, probe)
+
+
+def _ref_masked_cwd(s: np.ndarray, t: np.ndarray, mc: np.ndarray, ms: np.ndarray, tau: float) -> float:
+    """Loop form of the cwd distance: tau^2/M sum_k sum w kl / (sum w / HW), p = spatial softmax per map."""
+    b_, c_, h, w_ = s.shape
+    out = 0.0
+    for k in range(ms.shape[1]):
+        num = den = 0.0
+        for b, c in itertools.product(range(b_), range(c_)):
+            zt, zs = t[b, c].ravel() / tau, s[b, c].ravel() / tau
+            pt = np.exp(zt - zt.max()) / np.exp(zt - zt.max()).sum()
+            ps = np.exp(zs - zs.max()) / np.exp(zs - zs.max()).sum()
+            w = (mc[b, c] * ms[b, k]).ravel()
+            num += float((w * pt * (np.log(pt) - np.log(ps))).sum())
+            den += float(w.sum()) / (h * w_)
+        out += num / den
+    return tau ** 2 * out / ms.shape[1]
+
+
+def test_masked_cwd_matches_loop_reference_and_all_ones_masks_give_cwd(gen: torch.Generator) -> None:
+    from edgekd.distill.losses.acam import masked_cwd_loss
+    from edgekd.distill.losses.cwd import cwd_loss
+
+    s = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64) * 2
+    mc = torch.rand(2, 3, generator=gen, dtype=torch.float64)
+    ms = torch.rand(2, 4, 4, 5, generator=gen, dtype=torch.float64)
+    for tau in (1.0, 4.0):
+        got = masked_cwd_loss(s, t, mc, ms, tau, eps=0.0).item()
+        assert got == pytest.approx(_ref_masked_cwd(s.numpy(), t.numpy(), mc.numpy(), ms.numpy(), tau), rel=1e-9)
+        ones = masked_cwd_loss(s, t, torch.ones(2, 3, dtype=torch.float64), torch.ones(2, 2, 4, 5, dtype=torch.float64),
+                               tau, eps=0.0)
+        assert ones.item() == pytest.approx(cwd_loss(s, t, tau).item(), rel=1e-9)
+    assert masked_cwd_loss(t, t, mc, ms).item() == pytest.approx(0.0, abs=1e-12)
