@@ -187,15 +187,16 @@ def main() -> None:
         print(f"{name:<26}{v['p50']:>9.3f}{v['p90']:>9.3f}{v['min']:>9.3f}{t_ms / v['p50']:>14.2f}x"
               f"{t_min / v['min']:>14.2f}x")
     ratio = {k: t_ms / lat[k]["p50"] for k in lat if k.startswith("student")}
-    worst = min(ratio, key=ratio.get)  # type: ignore[arg-type]
-    verdict = "holds" if ratio[worst] >= 8 else "MISSED"
-    print(f"\n>= 8x (learned teacher pipeline p50 / student p50): {verdict} for every student variant "
-          f"(smallest: {worst} {ratio[worst]:.2f}x)" if verdict == "holds" else
-          f"\n>= 8x: MISSED for {', '.join(f'{k} {v:.2f}x' for k, v in ratio.items() if v < 8)}")
+    print("\nlearned teacher pipeline (torch eager) p50 / student p50: "
+          + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items()))
     # like for like: both in torch eager, both through ONNX Runtime FP32
     same = {"torch eager": lat["teacher_learned"]["p50"] / lat["student_torch_fp32"]["p50"],
             "ORT FP32": lat["teacher_learned_ortseg"]["p50"] / lat["student_ort_fp32"]["p50"]}
-    print("same runtime for both (p50): " + ", ".join(f"{k} {v:.2f}x" for k, v in same.items()))
+    print("same runtime for both (p50): " + ", ".join(f"{k} {v:.2f}x ({'>= 8x' if v >= 8 else 'MISSED 8x'})"
+                                                      for k, v in same.items()))
+    # the deployed comparison: both pipelines in ONNX Runtime, the student in INT8 too
+    deployed = lat["teacher_learned_ortseg"]["p50"] / lat["student_ort_int8"]["p50"]
+    print(f"deployed, both in ONNX Runtime (teacher segmenter FP32, student INT8), p50: {deployed:.2f}x")
     same_min = {"torch eager": t_min / lat["student_torch_fp32"]["min"],
                 "ORT FP32": lat["teacher_learned_ortseg"]["min"] / lat["student_ort_fp32"]["min"]}
     print("same runtime for both (min): " + ", ".join(f"{k} {v:.2f}x" for k, v in same_min.items()))
@@ -211,7 +212,7 @@ def main() -> None:
         "iou_target_mean": float(iou_t.mean()), "iou_target_min": float(iou_t.min()),
         "iou_front_mean": float(iou_f.mean()), "closed_loop": fly, "latency_ms": lat,
         "ratio_learned_teacher_over": ratio, "ratio_same_runtime": same,
-        "ratio_same_runtime_min": same_min,
+        "ratio_same_runtime_min": same_min, "ratio_deployed_ort_int8": deployed,
         "ratio_learned_teacher_over_min": {k: t_min / lat[k]["min"] for k in lat if k.startswith("student")},
     })
     print(f"wrote {out / 'drone_latency.json'}")
