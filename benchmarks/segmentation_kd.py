@@ -264,7 +264,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="recipe override a.b=value (repeatable)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arms", nargs="+", default=["alone", "cwd", "acam"],
-                    help=f"any of {', '.join(ARMS)}, or acam:<tap>:<adversarial|cooperative> (ablation)")
+                    help=f"any of {', '.join(ARMS)}, or acam:<tap>:<adversarial|cooperative>[:<weight>[:<mse|cwd>]] (ablation)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1, help="torch / runtime threads")
     ap.add_argument("--no-runtime", action="store_true", help="skip the INT8 / latency part")
@@ -276,10 +276,10 @@ def main() -> int:
     ap.add_argument("--runtime-only", action="store_true", help="skip training; run the runtime check on "
                     "the saved weights of --seeds[0] / --runtime-arm")
     args = ap.parse_args()
-    bad = [a for a in args.arms if a not in ARMS and not (a.startswith("acam:") and len(a.split(":")) in (3, 4)
+    bad = [a for a in args.arms if a not in ARMS and not (a.startswith("acam:") and len(a.split(":")) in (3, 4, 5)
                                                           and a.split(":")[2] in ("adversarial", "cooperative"))]
     if bad:
-        ap.error(f"--arms {bad}: allowed {', '.join(ARMS)} or acam:<tap>:<adversarial|cooperative>")
+        ap.error(f"--arms {bad}: allowed {', '.join(ARMS)} or acam:<tap>:<adversarial|cooperative>[:<weight>[:<mse|cwd>]]")
 
     import torch
 
