@@ -178,7 +178,8 @@ def main() -> None:
                   losses=recipe.distill.losses, val_fn=val_metric(task), lower_is_better=task.metric.lower_is_better,
                   progress=False)
     rows: list[dict[str, Any]] = []
-    x = torch.from_numpy(spec.dummy_inputs(seed=0)[spec.input_names[0]])
+    dummy = spec.dummy_inputs(seed=0)
+    x = tuple(torch.from_numpy(dummy[n]) for n in spec.input_names)  # every input (the GUI agent has two)
     sign = 1.0 if task.metric.lower_is_better else -1.0
 
     def ptq(d: Path, fp32: Path, prefix: str, row: dict[str, Any]) -> None:
@@ -198,7 +199,7 @@ def main() -> None:
         return model
 
     def qdq(model: torch.nn.Module, path: Path) -> float:
-        export_qdq_onnx(model, (x,), path, input_names=list(spec.input_names), output_names=list(spec.output_names),
+        export_qdq_onnx(model, x, path, input_names=list(spec.input_names), output_names=list(spec.output_names),
                         opset=recipe.export.opset)
         return ort_metric(task, path, args.threads)
 

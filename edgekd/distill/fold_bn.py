@@ -26,9 +26,12 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 def fold_conv_bn_(conv: nn.Module, bn: nn.Module) -> None:
     """Fold ``bn`` (running statistics) into ``conv``'s weight and bias, in place."""
-    assert isinstance(conv, _CONV) and isinstance(bn, _BN)
+    if not (isinstance(conv, _CONV) and isinstance(bn, _BN)):
+        raise TypeError(f"fold_conv_bn_ needs a Conv and a BatchNorm, got {type(conv).__name__} and "
+                        f"{type(bn).__name__}")
     running_var, running_mean = bn.running_var, bn.running_mean
-    assert running_var is not None and running_mean is not None, "BatchNorm without running statistics"
+    if running_var is None or running_mean is None:
+        raise ValueError("a BatchNorm with track_running_stats=False has no statistics to fold")
     with torch.no_grad():
         scale = torch.rsqrt(running_var + bn.eps)
         if bn.weight is not None:
@@ -54,7 +57,8 @@ def fold_batchnorm(model: nn.Module) -> tuple[int, int]:
         names = list(seq._modules)
         for a, b in zip(names, names[1:], strict=False):
             conv, bn = seq._modules[a], seq._modules[b]
-            if isinstance(conv, _CONV) and isinstance(bn, _BN) and conv.out_channels == bn.num_features:
+            if (isinstance(conv, _CONV) and isinstance(bn, _BN) and conv.out_channels == bn.num_features
+                    and bn.running_var is not None):
                 fold_conv_bn_(conv, bn)
                 seq._modules[b] = nn.Identity()
                 folded += 1

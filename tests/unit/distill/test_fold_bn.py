@@ -42,3 +42,17 @@ def test_conv_keeps_its_path_and_gains_a_bias() -> None:
     assert isinstance(conv, nn.Conv2d) and conv.bias is not None
     assert isinstance(net.get_submodule("0.1"), nn.Identity)
     assert "0.0.bias" in dict(net.named_parameters())
+
+
+def test_wrong_module_types_and_stat_less_batchnorm_are_refused() -> None:
+    import pytest
+
+    from edgekd.distill.fold_bn import fold_conv_bn_
+
+    with pytest.raises(TypeError, match="Conv and a BatchNorm"):
+        fold_conv_bn_(nn.Linear(2, 2), nn.BatchNorm2d(2))
+    with pytest.raises(ValueError, match="track_running_stats=False"):
+        fold_conv_bn_(nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2, track_running_stats=False))
+    # inside a model such a pair is left alone (counted as not folded)
+    net = nn.Sequential(nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2, track_running_stats=False))
+    assert fold_batchnorm(net) == (0, 1)
