@@ -67,7 +67,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                          val_size=args.val_size, test_size=args.test_size, train_wearers=args.train_wearers,
                          val_wearers=4, test_wearers=args.test_wearers, balance_clusters=args.clusters,
                          mae=GazeMAEConfig(enabled=args.mae_images > 0, images=max(8, args.mae_images),
-                                           epochs=args.mae_epochs, batch_size=64, lr=2e-3))
+                                           epochs=args.mae_epochs, batch_size=64, lr=2e-3,
+                                           finetune=args.teacher_finetune))
     task = GazeTask(cfg, seed=seed)
     out: dict[str, Any] = {"seed": seed}
     t0 = time.perf_counter()
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clusters", type=int, default=15, help="k-means gaze clusters balancing the train split")
     ap.add_argument("--mae-images", type=int, default=1000, help="unlabelled images (0 = no MAE pre-training)")
     ap.add_argument("--mae-epochs", type=int, default=2)
+    ap.add_argument("--teacher-finetune", choices=("full", "adapters"), default="full",
+                    help="after MAE pre-training, the teacher's supervised phase trains every weight (full) or "
+                         "only the adapters and head on the frozen backbone (adapters)")
     ap.add_argument("--teacher-epochs", type=int, default=7)
     ap.add_argument("--student-epochs", type=int, default=7)
     ap.add_argument("--shots", type=int, default=5)
@@ -251,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gaze protocol: {args.seeds} seeds, train {args.train_size} images at {args.height}x{args.width} "
           f"({args.train_wearers} wearers, balanced over {args.clusters} gaze clusters), test {args.test_size} "
           f"images of {args.test_wearers} held-out wearers; MAE pre-training {args.mae_images} unlabelled images x "
-          f"{args.mae_epochs} epochs; teacher {args.teacher_epochs} / students {args.student_epochs} epochs; "
+          f"{args.mae_epochs} epochs; teacher {args.teacher_epochs} ({args.teacher_finetune}) / students "
+          f"{args.student_epochs} epochs; "
           f"torch threads {args.threads}", flush=True)
     if args.only_seed is not None:  # worker of --parallel: results and seed-0 models into --work
         from edgekd.fileio import write_json

@@ -49,6 +49,10 @@ class GazeMAEConfig(Strict):
     mask_ratio: float = Field(0.6, gt=0, lt=1)
     patch_size: int = Field(8, ge=1, description="side of the masked square patches, in pixels")
     decoder_dim: int = Field(64, ge=4, description="channels of the light decoder")
+    finetune: Literal["full", "adapters"] = Field(
+        "full", description="what the supervised (generalised) phase trains after pre-training: 'full' = every "
+        "weight; 'adapters' = the pre-trained backbone frozen, only the bottleneck adapters and the head train "
+        "(DFT Gaze's parameter-efficient setting)")
 
 
 class GazeTaskConfig(TaskConfigBase):

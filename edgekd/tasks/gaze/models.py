@@ -158,6 +158,23 @@ def build_student(cfg: GazeModelConfig, teacher: GazeNet | None = None) -> GazeN
     return student
 
 
+def train_only_adapters_and_head(model: GazeNet) -> int:
+    """Freeze every weight but the bottleneck adapters and the head (DFT Gaze's generalised phase on a
+    pre-trained backbone); returns the number of trainable parameters left. The training loop
+    optimises only parameters that require gradients."""
+    if not any(isinstance(m, Adapter) for m in model.modules()):
+        from edgekd.errors import ConfigError
+
+        raise ConfigError("task.mae.finetune=adapters, but the teacher has no adapters to train",
+                          hint="set task.model.adapters: true, or task.mae.finetune: full")
+    trainable = 0
+    for name, p in model.named_parameters():
+        keep = ".adapter." in name or name.startswith("head.")
+        p.requires_grad_(keep)
+        trainable += p.numel() if keep else 0
+    return trainable
+
+
 def copy_first_stage(teacher: GazeNet, student: GazeNet) -> None:
     """Copy ``downsample.0`` (stem) and ``stages.0`` from teacher to student (same widths by construction)."""
     for name in ("downsample.0", "stages.0"):

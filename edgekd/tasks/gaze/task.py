@@ -174,8 +174,12 @@ class GazeTask:
 
         images = mae.unlabelled_images(self.config, self.config.mae, self.seed)
         res = mae.pretrain_mae(teacher, images, self.config.mae, seed=self.seed, progress=progress)
-        return {"mae": True, "images": res.images, "epochs": len(res.history),
-                "masked_pixel_mse": res.history, "seconds": round(res.seconds, 2)}
+        info: dict[str, Any] = {"mae": True, "images": res.images, "epochs": len(res.history),
+                                "masked_pixel_mse": res.history, "seconds": round(res.seconds, 2),
+                                "finetune": self.config.mae.finetune}
+        if self.config.mae.finetune == "adapters":
+            info["trainable_params"] = models.train_only_adapters_and_head(teacher)
+        return info
 
     def build_student(self, init: str = "teacher") -> models.GazeNet:
         """The student. ``init='teacher'`` (default) copies the stem and stage 1 from the teacher

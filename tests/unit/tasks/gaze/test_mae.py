@@ -88,3 +88,22 @@ def test_task_hook_runs_only_when_enabled() -> None:
     info = on.pretrain_teacher(t)
     assert info["mae"] is True and info["images"] == 32 and len(info["masked_pixel_mse"]) == 1
     assert not torch.equal(state["stages.0.0.dwconv.weight"], t.state_dict()["stages.0.0.dwconv.weight"])
+
+
+def test_adapters_only_generalised_phase_freezes_the_pretrained_backbone() -> None:
+    from edgekd.errors import ConfigError
+
+    small = dict(height=32, width=48, train_size=16, val_size=8, test_size=8, train_wearers=2, val_wearers=1,
+                 test_wearers=1)
+    task = GazeTask(GazeTaskConfig(**small, mae=GazeMAEConfig(enabled=True, images=32, wearers=2, epochs=1,
+                                                              batch_size=16, finetune="adapters")), seed=0)
+    t = _tiny()
+    info = task.pretrain_teacher(t)
+    trainable = {n for n, p in t.named_parameters() if p.requires_grad}
+    expected = {n for n in dict(t.named_parameters()) if ".adapter." in n or n.startswith("head.")}
+    assert trainable == expected and trainable
+    assert info["finetune"] == "adapters"
+    assert info["trainable_params"] == sum(p.numel() for n, p in t.named_parameters() if n in expected)
+    # no adapters: a clear error naming the setting
+    with pytest.raises(ConfigError, match="task.mae.finetune=adapters"):
+        models.train_only_adapters_and_head(models.GazeNet((8, 8, 16, 16), (1, 1, 1, 1), adapters=False))
