@@ -123,8 +123,9 @@ def fit(student: nn.Module, *, train_set: Dataset, input_names: Sequence[str], c
 
     cache = None
     if teacher_cache is not None and tch is not None:
-        from edgekd.distill.cache import IndexedDataset
+        from edgekd.distill.cache import IndexedDataset, check_deterministic
 
+        check_deterministic(train_set, input_names)
         train_set = IndexedDataset.wrap(train_set)
     n_train = len(train_set)  # type: ignore[arg-type]
     if n_train == 0:

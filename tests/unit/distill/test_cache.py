@@ -87,3 +87,32 @@ def test_cache_of_an_analytic_teacher_is_keyed_by_its_name(tmp_path: Path) -> No
     assert c2.folder != c3.folder and c2.features == {}
     (o,), _ = c3.lookup(torch.tensor([7]), "cpu")
     assert torch.allclose(o, 3 * ds.base.x[7:8, :3])
+
+
+def test_cache_refuses_a_dataset_that_augments_at_every_access(tmp_path: Path) -> None:
+    from edgekd.errors import ConfigError
+
+    class Flipping(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        """A random horizontal flip drawn at each read, as the segmentation data do."""
+
+        def __init__(self) -> None:
+            self.base = H.RandomRegression(n=16)
+            self.gen = torch.Generator().manual_seed(0)
+
+        def __len__(self) -> int:
+            return len(self.base)
+
+        def __getitem__(self, i: int) -> dict:
+            item = dict(self.base[i])
+            if torch.rand((), generator=self.gen) < 0.5:
+                item["x"] = item["x"].flip(-1)
+            return item
+
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-2, weight_decay=0.0)
+    with pytest.raises(ConfigError, match=r"teacher_cache is on, but input 'x' of dataset item 0 changed"):
+        fit(H.TinyMLP(), train_set=Flipping(), input_names=["x"], cfg=cfg, teacher=H.TinyMLP(hidden=10),
+            losses=[H.OutMSEConfig()], task_loss=H.mse_task_loss, teacher_cache=tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()  # refused before anything was computed or written
+    # the same data without the cache trains
+    fit(H.TinyMLP(), train_set=Flipping(), input_names=["x"], cfg=cfg, teacher=H.TinyMLP(hidden=10),
+        losses=[H.OutMSEConfig()], task_loss=H.mse_task_loss, progress=False)
