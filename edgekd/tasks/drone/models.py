@@ -1,9 +1,9 @@
 """The NSER-IBVS student: a small ConvNet that regresses the teacher's normalised commands.
 
-conv 5x5 16 -> max-pool -> conv 5x5 32 -> max-pool -> conv 3x3 64, 128, 256, 512 (each with
-BatchNorm and an activation; a max-pool after each but the last keeps the compute small) -> global
-average pool -> FC 256 -> activation -> FC 3 -> tanh. At width 1.0 that is 1,714,835 parameters
-(the paper's "about 1.7M"); ``width_mult=0.5`` halves every channel count (429,771).
+conv 5x5 16 (stride 2) -> conv 5x5 32 (stride 2) -> conv 3x3 64, 128, 256, 512 (each with
+BatchNorm and an activation; a max-pool after each of these but the last keeps the compute small)
+-> global average pool -> FC 256 -> activation -> FC 3 -> tanh. At width 1.0 that is 1,714,835
+parameters (the paper's "about 1.7M"); ``width_mult=0.5`` halves every channel count (429,771).
 
 Activation: ReLU by default, GELU selectable. Why ReLU: ONNX Runtime fuses Conv+ReLU, and in a
 static INT8 graph ReLU folds into the uint8 output range of QLinearConv, while GELU stays a float
@@ -15,7 +15,9 @@ Downsampling in the first two blocks: a stride-2 convolution by default ("stride
 conv + max-pool of the other blocks selectable ("pool"). Same parameters (1,714,835); the
 full-resolution 5x5 convolution and its activation and pool were the largest cost: 52.7M vs
 83.1M MACs at 96 px, ORT FP32 0.95 vs 1.41 ms, INT8 0.38 vs 0.87 ms (1 thread, ReLU, measured
-side by side with untrained weights).
+side by side with untrained weights). The two layouts have the same parameter shapes, so weights
+load into either: load them into the layout they were trained with (the run's resolved recipe says
+which).
 """
 
 from __future__ import annotations
