@@ -148,8 +148,8 @@ def analyse_run(run_dir: Path, mpa: dict[str, Any], reexport_onnx: bool = True) 
             "profiles": {k: v["latency_ms"] for k, v in report.get("profiles", {}).items()}}
 
 
-def latency_side_by_side(run_dir: Path, iterations: int) -> dict[str, Any]:
-    """Teacher vs student, torch eager and ORT FP32 (+ student INT8), batch 1, 1 thread, interleaved."""
+def latency_side_by_side(run_dir: Path, iterations: int, threads: int = 1) -> dict[str, Any]:
+    """Teacher vs student, torch eager and ORT FP32 (+ student INT8), batch 1, ``threads`` threads, interleaved."""
     from edgekd.export.onnx import export_onnx
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
     from edgekd.runtime import SessionOptions
@@ -160,7 +160,7 @@ def latency_side_by_side(run_dir: Path, iterations: int) -> dict[str, Any]:
     models = _load(task, run_dir, recipe)
     t_onnx = run_dir / "bench_teacher.onnx"
     export_onnx(models["teacher"], spec, t_onnx, exporter="torchscript", simplify=True)
-    opts = SessionOptions(threads=1)
+    opts = SessionOptions(threads=threads)
     feeds = spec.dummy_inputs({"batch": 1}, seed=0)
     targets = {"teacher_torch": ProfileTarget.from_module(models["teacher"], spec, opts, feeds),
                "student_torch": ProfileTarget.from_module(models["student_kd"], spec, opts, feeds),
@@ -190,7 +190,7 @@ def _ms(xs: list[float | None]) -> str:
     return f"{100 * np.mean(v):.1f} +- {100 * np.std(v, ddof=1) if len(v) > 1 else 0.0:.1f}"
 
 
-def print_summary(results: list[dict[str, Any]], latency: dict[str, Any] | None) -> None:
+def print_summary(results: list[dict[str, Any]], latency: dict[str, Any] | None, threads: int = 1) -> None:
     seeds = [r["seed"] for r in results]
     print(f"\nclick accuracy (%), mean +- std over seeds {seeds} (teacher source: "
           f"{[r['teacher_source'] for r in results]})")
@@ -212,7 +212,7 @@ def print_summary(results: list[dict[str, Any]], latency: dict[str, Any] | None)
     for r in results:
         print(f"seed {r['seed']}: MPA {r['mpa']}  params {r['params']}")
     if latency:
-        print("\nlatency, batch 1, 1 thread, interleaved (ms p50 / p90):")
+        print(f"\nlatency, batch 1, {threads} thread(s), interleaved (ms p50 / p90):")
         for k, v in latency.items():
             print(f"  {k:<18} {v['p50']:8.3f} / {v['p90']:8.3f}")
         t, s = latency["teacher_torch"]["p50"], latency["student_torch"]["p50"]
@@ -233,6 +233,7 @@ def main() -> None:
     ap.add_argument("--mpa-threshold", type=float, default=0.5)
     ap.add_argument("--mpa-epochs", type=int, default=2)
     ap.add_argument("--latency-iterations", type=int, default=100)
+    ap.add_argument("--latency-threads", type=int, default=1, help="threads of every runtime in the timing")
     ap.add_argument("--jobs", type=int, default=1, help="analyse this many runs in parallel (1 thread each)")
     ap.add_argument("--no-latency", dest="latency", action="store_false", help="skip the side-by-side timing")
     ap.add_argument("--summarize", type=Path, nargs="+", help="only merge these analysed runs' gui_agent_kd.json "
@@ -242,7 +243,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.summarize:
         summarize_only(args.summarize, args.runs[0] if args.runs and args.latency else None,
-                       args.latency_iterations)
+                       args.latency_iterations, args.latency_threads)
         return
     runs = list(args.runs or [])
     if not runs:
@@ -260,19 +261,19 @@ def main() -> None:
         results = [analyse_run(r, mpa) for r in runs]
     for r, res in zip(runs, results, strict=True):  # per run, so runs can be analysed as they finish
         write_json(Path(r) / "gui_agent_kd.json", res)
-    latency = latency_side_by_side(runs[0], args.latency_iterations) if args.latency else None
+    latency = latency_side_by_side(runs[0], args.latency_iterations, args.latency_threads) if args.latency else None
     out = args.out if not args.runs else Path(args.runs[0]).parent
     write_json(out / "gui_agent_kd.json", {"results": results, "latency": latency,
                                            "seconds": round(time.perf_counter() - t0, 1)})
-    print_summary(results, latency)
+    print_summary(results, latency, args.latency_threads)
     print(f"\nwrote {out / 'gui_agent_kd.json'} in {time.perf_counter() - t0:.0f}s")
 
 
-def summarize_only(paths: list[Path], latency_run: Path | None, iterations: int) -> None:
+def summarize_only(paths: list[Path], latency_run: Path | None, iterations: int, threads: int = 1) -> None:
     """Merge per-run analyses (``<run>/gui_agent_kd.json``) and print the table."""
     results = [json.loads((Path(p) / "gui_agent_kd.json").read_text()) for p in paths]
-    latency = latency_side_by_side(latency_run, iterations) if latency_run is not None else None
-    print_summary(results, latency)
+    latency = latency_side_by_side(latency_run, iterations, threads) if latency_run is not None else None
+    print_summary(results, latency, threads)
 
 
 if __name__ == "__main__":
