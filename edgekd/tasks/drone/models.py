@@ -25,6 +25,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgekd.tasks.model_stats import macs as _macs
+from edgekd.tasks.model_stats import param_count as param_count
+
 
 def _act(name: str) -> nn.Module:
     if name == "relu":
@@ -69,28 +72,6 @@ class StudentNet(nn.Module):
         return torch.tanh(self.head(x))
 
 
-def param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def macs(model: nn.Module, size: int) -> int:
-    """Multiply-accumulates of one forward pass at ``size`` x ``size`` (convs and linears)."""
-    total = 0
-
-    def hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            total += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] \
-                * mod.kernel_size[1]
-        elif isinstance(mod, nn.Linear):
-            total += mod.in_features * mod.out_features
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    model.train(was)
-    for h in hooks:
-        h.remove()
-    return total
+    """Multiply-accumulates of one forward pass at ``size`` x ``size`` (see :func:`edgekd.tasks.model_stats.macs`)."""
+    return _macs(model, torch.zeros(1, 3, size, size))

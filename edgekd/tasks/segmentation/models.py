@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgekd.tasks.model_stats import macs as _macs
+from edgekd.tasks.model_stats import param_count as param_count
 from edgekd.tasks.segmentation.config import SegModelConfig
 
 
@@ -148,26 +150,6 @@ class MobileNetV2Student(nn.Module):
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def macs(model: nn.Module, height: int, width: int) -> int:
-    """Multiply-accumulates of one forward pass at height x width (convolutions)."""
-    total = 0
-
-    def hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        if not isinstance(mod, nn.Conv2d):  # hooks are registered on Conv2d modules only
-            return
-        total += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 3, height, width))
-    model.train(was)
-    for h in hooks:
-        h.remove()
-    return total
+    """Multiply-accumulates of one forward pass at height x width (see :func:`edgekd.tasks.model_stats.macs`)."""
+    return _macs(model, torch.zeros(1, 3, height, width))
