@@ -18,11 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def teacher_cache_key(recipe: RecipeBase) -> str:
-    """Everything that determines the trained teacher: task data/model config, teacher training, seed."""
+    """Everything that determines the trained teacher: task data/model config, teacher training, seed.
+
+    Fields of ``task.model`` named ``student_*`` describe only the student, so they are left out:
+    trying another student width reuses the cached teacher instead of retraining it."""
     import edgekd
 
+    task = recipe.task.model_dump(mode="json")
+    if isinstance(task.get("model"), dict):
+        task["model"] = {k: v for k, v in task["model"].items() if not k.startswith("student_")}
     blob = json.dumps({
-        "task": recipe.task.model_dump(mode="json"),
+        "task": task,
         "train": recipe.teacher.train.model_dump(mode="json"),
         "seed": recipe.seed,
         "edgekd": edgekd.__version__,
