@@ -1,5 +1,5 @@
 """Segmentation distillation benchmark: teacher / student alone / student+CWD / student+ACAM (and
-optionally pixel KD, LAD and the GKD two-stage student) over several seeds, in-domain and
+optionally CWD+ACAM, pixel KD, LAD and the GKD two-stage student) over several seeds, in-domain and
 shifted-domain mIoU as mean +- std; then, on one seed's CWD student, FP32 vs INT8 mIoU and
 latency in ONNX Runtime and OpenVINO, and student vs teacher latency, measured side by side in
 one interleaved run.
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ARMS = ("alone", "cwd", "acam", "pixel_kd", "lad", "gkd")
+ARMS = ("alone", "cwd", "acam", "cwd+acam", "pixel_kd", "lad", "gkd")
 
 
 def arm_losses(arm: str) -> list[Any]:
@@ -36,6 +36,8 @@ def arm_losses(arm: str) -> list[Any]:
         return [CWDConfig(student="classifier", teacher="classifier", temperature=4.0, weight=3.0)]
     if arm == "acam":  # ASPP features, cooperative masks; weight 0.25 measured best of the variants tried
         return [ACAMConfig(student="aspp", teacher="aspp", weight=0.25)]
+    if arm == "cwd+acam":  # does ACAM add anything on top of CWD? (both terms as in their own arms)
+        return [*arm_losses("cwd"), *arm_losses("acam")]
     if arm.startswith("acam:"):  # acam:<tap>:<mask_objective>[:<weight>[:<distance>]], for ablations
         _, tap, objective, *rest = arm.split(":")
         return [ACAMConfig(student=tap, teacher=tap, mask_objective=objective,  # type: ignore[arg-type]
