@@ -10,8 +10,8 @@ For each seed (data and initialisation both change with it):
   5. 5-shot personalisation of the distilled student (last-stage adapters only) on each test wearer:
      error on that wearer's test images before and after.
 Then, on this CPU: latency of teacher and student side by side (ONNX Runtime FP32, 1 thread,
-interleaved sessions; torch eager too), the student's INT8 (static QDQ, U8S8) latency, and the
-student/teacher ratio. Latency uses the recipe's 64x96 input even when training used a smaller one
+interleaved sessions; torch eager too), the student's INT8 latency (static QDQ U8S8, all ops and
+MatMul-only, and dynamic: what recipes/gaze.yaml ships), and the student/teacher ratio. Latency uses the recipe's 64x96 input even when training used a smaller one
 (the networks are fully convolutional with global pooling, so trained weights run at any size).
 
 Usage: python benchmarks/gaze_protocol.py --parallel [--seeds 3] [--height 32 --width 48] [--tiny]
@@ -132,6 +132,7 @@ def latency(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, A
     from edgekd.export.iospec import IOSpec, TensorSpec
     from edgekd.export.onnx import export_onnx
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
+    from edgekd.quantize.ort_dynamic import quantize_onnx_dynamic
     from edgekd.quantize.ort_static import quantize_onnx_static
     from edgekd.runtime import SessionOptions
     from edgekd.tasks.gaze import GazeTaskConfig, synth
@@ -153,6 +154,9 @@ def latency(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, A
     paths["student_int8_matmul"] = quantize_onnx_static(paths["student_fp32"], tmp / "student.int8mm.onnx", feeds_c,
                                                         method="minmax", per_channel=True,
                                                         op_types=("MatMul", "Gemm")).path
+    # dynamic INT8 (the recipe's quantize.mode): INT8 MatMul weights, activations quantized per call, one fused
+    # DynamicQuantizeMatMul node per MatMul, so no extra nodes around the small ops
+    paths["student_int8_dynamic"] = quantize_onnx_dynamic(paths["student_fp32"], tmp / "student.int8dyn.onnx").path
     opts = SessionOptions(threads=args.latency_threads)
     feeds = {"image": calib[:1].astype(np.float32) / 255.0}
     targets = [ProfileTarget(p, "onnxruntime", opts, feeds, label=f"ort_{n}") for n, p in paths.items()]
@@ -174,8 +178,10 @@ def latency(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, A
     x = test.images.astype(np.float32) / 255.0
     rt = get_runtime("onnxruntime")
     y32 = rt.load(paths["student_fp32"], opts).run({"image": x})[0]
-    y8 = rt.load(paths["student_int8"], opts).run({"image": x})[0]
-    out["student_int8_vs_fp32_deg"] = mean_angular_error_deg(np.asarray(y8, np.float64), np.asarray(y32, np.float64))
+    for key, name in (("student_int8_vs_fp32_deg", "student_int8"), ("student_int8_dynamic_vs_fp32_deg",
+                                                                       "student_int8_dynamic")):
+        y8 = rt.load(paths[name], opts).run({"image": x})[0]
+        out[key] = mean_angular_error_deg(np.asarray(y8, np.float64), np.asarray(y32, np.float64))
     return out
 
 
@@ -329,12 +335,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'' if v['valid'] else '  (INVALID)'}")
     r_ort = p["ort_student_fp32"] / p["ort_teacher_fp32"]
     r_torch = p["torch_student_fp32"] / p["torch_teacher_fp32"]
-    best8 = min(("ort_student_int8", "ort_student_int8_matmul"), key=lambda k: p[k])
+    best8 = min(("ort_student_int8", "ort_student_int8_matmul", "ort_student_int8_dynamic"), key=lambda k: p[k])
     r_int8 = p[best8] / p["ort_teacher_fp32"]
     print(f"  student/teacher latency ratio: ORT FP32 {r_ort:.2f}, torch eager {r_torch:.2f} (target <= 0.5: "
           f"{r_ort <= 0.5}); best student INT8 ({best8}) / teacher FP32 {r_int8:.2f}; student INT8 vs FP32 "
           f"speed-up {p['ort_student_fp32'] / p[best8]:.2f}x (INT8 faster still: {p[best8] < p['ort_student_fp32']})")
-    print(f"  student INT8 vs FP32 outputs: mean angle {lat['student_int8_vs_fp32_deg']:.3f} deg")
+    print(f"  student INT8 vs FP32 outputs: mean angle {lat['student_int8_vs_fp32_deg']:.3f} deg (static), "
+          f"{lat['student_int8_dynamic_vs_fp32_deg']:.3f} deg (dynamic)")
     summary["latency"] = {**lat, "ratio_ort_fp32": r_ort, "ratio_torch": r_torch, "ratio_int8_vs_teacher_fp32": r_int8}
     print(f"\ntotal {time.perf_counter() - t_all:.0f}s")
     if args.json:

@@ -101,11 +101,33 @@ class QuantizeConfig(Strict):
     enabled: bool = True
     runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
     precision: Literal["int8", "fp16"] = "int8"
+    mode: Literal["static", "dynamic"] = Field(
+        "static", description="static: weights and activations INT8 with calibrated ranges (QDQ); dynamic: "
+        "MatMul/Gemm weights INT8 offline, activations quantized per call (ONNX Runtime only; no calibration; "
+        "for models whose latency is in many small matrix multiplies, where Q/DQ pairs cost more than they save)")
     per_channel: bool = True
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     max_metric_drop: float | None = Field(
         None, ge=0, description="accuracy-aware fallback keeps sensitive layers in FP32 until within this")
     relative_tolerance: float = Field(0.10, ge=0, description="allowed relative metric change vs FP32")
+
+    @model_validator(mode="after")
+    def _dynamic_is_ort_int8(self) -> QuantizeConfig:
+        if self.mode != "dynamic":
+            return self
+        problems = []
+        if self.runtime != "onnxruntime":
+            problems.append(f"quantize.runtime={self.runtime!r}: dynamic INT8 exists for onnxruntime only; "
+                            "set quantize.runtime=onnxruntime or quantize.mode=static")
+        if self.precision != "int8":
+            problems.append(f"quantize.precision={self.precision!r}: quantize.mode=dynamic is INT8 only; "
+                            "set quantize.precision=int8 or quantize.mode=static")
+        if self.max_metric_drop is not None:
+            problems.append("quantize.max_metric_drop: the accuracy-aware fallback works on static INT8 only; "
+                            "remove it or set quantize.mode=static")
+        if problems:
+            raise ValueError("quantize.mode='dynamic': " + "; ".join(problems))
+        return self
 
 
 class ProfileConfig(Strict):

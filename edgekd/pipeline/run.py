@@ -121,7 +121,8 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
             r.update(parity["onnx_fp32"])
         if recipe.quantize.enabled:
             with rec.stage("quantize_int8", runtime=recipe.quantize.runtime,
-                           method=recipe.quantize.calibration.method) as r:
+                           method=("dynamic" if recipe.quantize.mode == "dynamic"
+                                   else recipe.quantize.calibration.method)) as r:
                 r.update(_quantize(onnx_path, int8_path, task, recipe))
     if int8_path.exists():
         with rec.stage("parity_int8") as r:
@@ -296,6 +297,11 @@ def _quantize(onnx_path: Path, int8_path: Path, task: Any, recipe: RecipeBase) -
 
     if q.runtime == "onnxruntime" and q.max_metric_drop is not None:
         return _quantize_with_fallback(onnx_path, int8_path, task, recipe, list(calib()), q.max_metric_drop)
+    if q.mode == "dynamic":
+        from edgekd.quantize.ort_dynamic import quantize_onnx_dynamic
+
+        # no calibration: MatMul/Gemm weights are INT8 offline, activations are quantized per call
+        return _public(quantize_onnx_dynamic(onnx_path, int8_path, per_channel=q.per_channel))
     if q.runtime == "onnxruntime":
         from edgekd.quantize.ort_static import quantize_onnx_static
 

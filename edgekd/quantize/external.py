@@ -103,8 +103,10 @@ def quantize_external(
         from edgekd.quantize.ort_dynamic import conv_heavy, quantize_onnx_dynamic
 
         if conv_heavy(model):
-            notes.append("dynamic INT8 on a convolutional model: measured 4.5-13x SLOWER than FP32 on x86 CPUs "
-                         "(ConvInteger); only MatMul/Gemm are quantized. Prefer static --precision int8")
+            notes.append("dynamic INT8 quantizes only MatMul/Gemm (ConvInteger measured 4.5-13x SLOWER than FP32 on "
+                         "x86 CPUs), so this model's convolutions stay FP32; static --precision int8 usually gains "
+                         "more on a convolutional model, unless its latency is per-op overhead (the gaze student): "
+                         "profile both")
         res = quantize_onnx_dynamic(model, out, exclude_nodes=exclude_nodes)
     elif min_sqnr_db is not None:
         res, fb_note = _sqnr_fallback(model, out, runtime, feeds, feeds[:compare_batches], min_sqnr_db, method,

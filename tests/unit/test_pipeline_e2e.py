@@ -41,6 +41,14 @@ def test_distill_and_export_smoke(recipe: str, tmp_path: Path) -> None:
         assert len(art["sha256"]) == 64
         assert set(art["latency_ms"]) >= {"p50", "p90", "p99"}
         assert art["latency_ms"]["p50"] > 0
+    import onnx
+
+    # the shipped quantize.mode decides which INT8 graph is written: QDQ (static) or run-time quantized MatMuls
+    ops = {n.op_type for n in onnx.load(str(out / report["variants"]["onnx_int8"]["path"])).graph.node}
+    if load_recipe(recipe).quantize.mode == "dynamic":
+        assert "DynamicQuantizeLinear" in ops and "QuantizeLinear" not in ops
+    else:
+        assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops
     manifest = json.loads((out / "manifest.json").read_text())
     from edgekd.fileio import sha256_file
 
@@ -56,6 +64,18 @@ def test_bad_override_exits_2_naming_the_field(capsys: pytest.CaptureFixture[str
     assert code == 2
     err = capsys.readouterr().err
     assert "train.epochs" in err and "oops" in err
+
+
+def test_dynamic_int8_on_another_runtime_exits_2_naming_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["distill-and-export", "gaze", "--set", "quantize.mode=dynamic", "--set", "quantize.runtime=openvino",
+                 "--set", "quantize.max_metric_drop=0.5"])
+    assert code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "quantize.runtime='openvino'" in err and "quantize.max_metric_drop" in err
+    assert "quantize.mode=static" in err  # the fix is named
+    assert main(["distill-and-export", "gaze", "--set", "quantize.mode=dynamc"]) == 2
+    err = capsys.readouterr().err
+    assert "quantize.mode" in err and "dynamc" in err
 
 
 def test_unknown_recipe_and_device_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,6 +106,7 @@ def test_max_metric_drop_runs_the_accuracy_aware_fallback_on_val(tmp_path: Path)
     # a drop of 0 forces layers back to FP32 until INT8 matches FP32 on the val split (or the best reached)
     code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
                  "--set", "teacher.cache=false", "--set", "quantize.max_metric_drop=0.0",
+                 "--set", "quantize.mode=static",
                  "--set", "profile.enabled=false"])
     assert code in (0, 1)
     steps = json.loads((out / "manifest.json").read_text())["steps"]

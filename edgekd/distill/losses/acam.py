@@ -39,7 +39,12 @@ KL (``masked_cwd_loss``). Measured on the quick preset, seed 0, logit tap (`pyth
 benchmarks/segmentation_kd.py --seeds 0 --arms alone cwd acam:classifier:cooperative:1:cwd ...`):
 alone 45.6, CWD 52.1, masked CWD 34.3 (cooperative, weight 1), 38.4 (adversarial), 24.2
 (cooperative, weight 3): the learned masks concentrate the (mass-normalised) loss on few pixels
-and channels, and the student pays for it. Plain CWD stays the recipe's default.
+and channels, and the student pays for it. ``mask_floor`` f bounds that: the weights become
+f + (1 - f) m, so masks re-weight pixels and channels (by at most 1/f) instead of selecting a few.
+With f = 0.5, masked CWD on the logit maps (tau 4, weight 3, width-1.75 student) beats the student
+alone in every seed, adversarial more than cooperative (seeds 0/1/2: 54.2/55.1/54.6 and
+53.5/54.3/54.0 vs alone 51.8/49.6/50.7 mIoU); masked MSE on features stayed at or below the student
+alone at this scale whatever the tap (ASPP, student ASPP -> teacher head, stride-4 hint).
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ class ACAMConfig(LossConfigBase):
         "mse", description="mse: the paper's masked, variance-normalised squared error on features; cwd: the "
         "masks weight a channel-wise spatial-softmax KL (as CWD) instead, for logit maps")
     temperature: float = Field(4.0, gt=0, description="tau of the spatial softmax (distance: cwd)")
+    mask_floor: float = Field(
+        0.0, ge=0.0, lt=1.0, description="masks live in [mask_floor, 1] instead of [0, 1]: with a floor they "
+        "re-weight the distillation loss (at most 1/floor between pixels or channels) instead of selecting a few")
     mask_objective: Literal["cooperative", "adversarial"] = Field(
         "cooperative", description="cooperative: the masks descend L_kd with the student (as in the paper); "
         "adversarial: they ascend it (gradient reversal), moving to where the student still differs")
@@ -175,6 +183,11 @@ class ACAMTerm(LossTerm):
         t = feature(ctx.teacher_feats, "teacher", self.cfg.teacher, self.cfg.kind).to(s.dtype)
         check_same_shape(s, t, self.cfg.kind, "feature (after projector)")
         m_c, m_s, _ = self.masker(s.detach(), t)
+        if self.cfg.mask_floor > 0:
+            # the mask-mass normalisation lets unbounded masks put the whole loss on a few pixels (measured:
+            # masked CWD 34.3 vs CWD 52.1 mIoU); a floor keeps every pixel and channel in the loss
+            f = self.cfg.mask_floor
+            m_c, m_s = f + (1 - f) * m_c, f + (1 - f) * m_s
         w_c, w_s = (m_c, m_s) if self.cfg.mask_objective == "cooperative" else \
             (_ReverseGrad.apply(m_c), _ReverseGrad.apply(m_s))
         if self.cfg.distance == "cwd":

@@ -120,3 +120,29 @@ def test_masked_cwd_matches_loop_reference_and_all_ones_masks_give_cwd(gen: torc
                                tau, eps=0.0)
         assert ones.item() == pytest.approx(cwd_loss(s, t, tau).item(), rel=1e-9)
     assert masked_cwd_loss(t, t, mc, ms).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_mask_floor_keeps_masks_in_floor_to_one(make_ctx, make_probe, gen) -> None:  # type: ignore[no-untyped-def]
+    """With mask_floor f the weights are f + (1-f) m: masks that switch everything off (m = 0) leave the
+    uniform-mask loss, and masks at 1 are unchanged, so at most a 1/f re-weighting between pixels."""
+    from edgekd.distill.losses.acam import masked_cwd_loss
+
+    s = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64)
+    t = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64)
+    for floor in (0.25, 0.5):
+        cfg = ACAMConfig(student="s", teacher="t", masks=2, attn_dim=4, distance="cwd", diversity=0.0,
+                         mask_floor=floor)
+        term = LOSSES.get(cfg)(cfg, make_probe(student_feats={"s": s}, teacher_feats={"t": t})).double()
+        term.projector = torch.nn.Identity()
+
+        def zero_masks(s_: torch.Tensor, t_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            m_c, m_s = torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 2, 4, 5, dtype=torch.float64)
+            return m_c, m_s, t_
+
+        term.masker.forward = zero_masks  # type: ignore[method-assign]
+        got = term(make_ctx(student_feats={"s": s}, teacher_feats={"t": t})).item()
+        uniform = masked_cwd_loss(s, t, torch.ones(2, 3, dtype=torch.float64),
+                                  torch.ones(2, 2, 4, 5, dtype=torch.float64)).item()
+        assert got == pytest.approx(uniform, rel=1e-5)  # eps 1e-6 in the mass normalisation
+    with pytest.raises(ValueError, match="mask_floor"):
+        ACAMConfig(student="s", teacher="t", mask_floor=1.0)
