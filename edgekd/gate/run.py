@@ -79,7 +79,7 @@ def remeasure(candidate: Path, baseline: Path, cfg: RegressionConfig, *, runtime
                          min_duration_s=min_duration_s)
     targets = [ProfileTarget(Path(candidate), rts[0], opts, feeds, label="candidate"),
                ProfileTarget(Path(baseline), rts[1], opts, feeds, label="baseline")]
-    with InterleavedRun(targets, mcfg, interleave=True, progress=progress) as run:
+    with InterleavedRun(targets, mcfg, interleave=True, progress=progress, fresh_sessions=True) as run:
         def measure(n_new: int) -> tuple[list[float], list[float]]:
             k = len(run.states[0].sessions)
             run.run_rounds(n_new)

@@ -175,12 +175,19 @@ class InterleavedRun:
     """Load and warm up targets once; then run rounds of sessions; then build reports."""
 
     def __init__(self, targets: Sequence[ProfileTarget], cfg: MeasureConfig, *, interleave: bool = True,
-                 progress: bool = True) -> None:
+                 progress: bool = True, fresh_sessions: bool = False) -> None:
+        """``fresh_sessions``: before every round after the first, load each target's session anew, in that
+        round's (alternating) order. A runtime session instance carries its own small, persistent speed
+        offset (memory placement; measured: the first ONNX Runtime session created was 1-2% slower than
+        a second one of the same model, in 12 of 12 gate runs on two copies of one file), which sessions
+        that live through the whole run turn into a false difference; fresh sessions turn it into
+        between-session noise that the statistics account for. Used by the regression gate."""
         if not targets:
             raise ProfileError("no targets to profile")
         self.targets = list(targets)
         self.cfg = cfg
         self.interleave = interleave
+        self.fresh_sessions = fresh_sessions
         self.progress = progress
         self.states: list[_State] = []
         self.rounds = 0
@@ -233,6 +240,9 @@ class InterleavedRun:
         if self.interleave:
             for _ in range(n_rounds):
                 seq = order if self.rounds % 2 == 0 else order[::-1]
+                if self.fresh_sessions and self.rounds > 0:
+                    for i in seq:
+                        self._reload(i)
                 for i in seq:
                     self._one(i)
                 self.rounds += 1
@@ -241,6 +251,13 @@ class InterleavedRun:
                 for _ in range(n_rounds):
                     self._one(i)
             self.rounds += n_rounds
+
+    def _reload(self, i: int) -> None:
+        st = self.states[i]
+        st.session = None  # type: ignore[assignment]  # release the old instance before loading the new one
+        st.session = load_session(st.target)
+        for _ in range(max(self.cfg.warmup_iters, 10)):
+            st.session.run(st.target.feeds)
 
     def _one(self, i: int) -> None:
         st = self.states[i]

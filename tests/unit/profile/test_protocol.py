@@ -38,6 +38,32 @@ def test_interleaving_alternates_the_order_each_round() -> None:
     assert timed == "AABB" "BBAA" "AABB" "BBAA"
 
 
+def test_fresh_sessions_reload_every_target_each_round_in_that_rounds_order() -> None:
+    """The regression gate's mode: a new session instance per round, created in the round's (ABBA) order, so
+    a persistent per-instance speed offset cannot pose as a difference between the models."""
+    loads: list[str] = []
+
+    def target(label: str) -> ProfileTarget:
+        def factory() -> FakeSession:
+            loads.append(label)
+            return FakeSession(100, label)
+
+        return ProfileTarget(None, "fake", SessionOptions(threads=1), {"x": np.zeros((1, 4), np.float32)},
+                             label=label, session_factory=factory)
+
+    cfg = MeasureConfig(warmup_s=0.0, warmup_iters=0, sessions=4, iterations=2, min_duration_s=0.0)
+    with InterleavedRun([target("A"), target("B")], cfg, progress=False, fresh_sessions=True) as run:
+        first = [st.session for st in run.states]
+        run.run_rounds(4)
+    assert "".join(loads) == "AB" "BA" "AB" "BA"  # initial load, then before rounds 2, 3, 4
+    assert all(st.session is not f for st, f in zip(run.states, first, strict=True))
+    assert [len(r.session_medians_ms) for r in run.reports()] == [4, 4]
+    loads.clear()
+    with InterleavedRun([target("A"), target("B")], cfg, progress=False) as run:
+        run.run_rounds(4)
+    assert "".join(loads) == "AB"  # the default keeps one session per target
+
+
 def test_not_interleaved_runs_all_sessions_of_a_target_together() -> None:
     log: list[str] = []
     cfg = MeasureConfig(warmup_s=0.0, warmup_iters=0, sessions=3, iterations=1, min_duration_s=0.0)
