@@ -6,7 +6,7 @@ one interleaved run.
 
     python benchmarks/segmentation_kd.py --seeds 0 1 2 --out /tmp/segkd           # everything
     python benchmarks/segmentation_kd.py --seeds 1 --out /tmp/segkd --no-runtime   # one seed (parallel runs)
-    python benchmarks/segmentation_kd.py --seeds 0 1 2 --out /tmp/segkd --aggregate  # print the table only
+    python benchmarks/segmentation_kd.py --seeds 0 1 2 --out /tmp/segkd --aggregate  # the table (+ OUT/miou.png)
 
 Each seed's results are written to OUT/seed<k>.json as soon as they exist, so seeds can run in
 separate processes and a rerun skips finished seeds. The teacher comes from the pipeline's
@@ -149,7 +149,35 @@ def aggregate(out: Path, seeds: list[int]) -> dict[str, Any]:
             print(f"  {a} - alone (in-domain): {100 * statistics.fmean(d):+.2f} points "
                   f"(per seed {', '.join(f'{100 * x:+.2f}' for x in d)}; better in {wins}/{len(d)} seeds)")
     print(f"params: {runs[0]['params']}")
+    print(f"wrote {_plot_table(table, splits, out / 'miou.png', len(runs))}")
     return table
+
+
+def _plot_table(table: dict[str, Any], splits: list[str], path: Path, n_seeds: int) -> Path:
+    """Grouped bars: one group per split (test, fog, night, rain), one bar per arm, +- std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from edgekd.fileio import atomic_path
+
+    arms = list(table)
+    width = 0.8 / len(arms)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(splits), 3.6))
+    for i, a in enumerate(arms):
+        x = np.arange(len(splits)) + (i - (len(arms) - 1) / 2) * width
+        ax.bar(x, [100 * table[a][s]["mean"] for s in splits], width, yerr=[100 * table[a][s]["std"] for s in splits],
+               capsize=2, label=a)
+    ax.set_xticks(np.arange(len(splits)), [s.replace("test_", "") for s in splits])
+    ax.set_ylabel("mIoU %")
+    ax.set_title(f"mini-city segmentation, mean +- std over {n_seeds} seed(s)", fontsize=10)
+    ax.legend(fontsize=8, ncol=min(len(arms), 4))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _artifacts(task: Any, student: Any, teacher: Any, rt: Path) -> dict[str, tuple[Path, str]]:
