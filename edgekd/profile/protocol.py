@@ -177,11 +177,11 @@ class InterleavedRun:
     def __init__(self, targets: Sequence[ProfileTarget], cfg: MeasureConfig, *, interleave: bool = True,
                  progress: bool = True, fresh_sessions: bool = False) -> None:
         """``fresh_sessions``: before every round after the first, load each target's session anew, in that
-        round's (alternating) order. A runtime session instance carries its own small, persistent speed
-        offset (memory placement; measured: the first ONNX Runtime session created was 1-2% slower than
-        a second one of the same model, in 12 of 12 gate runs on two copies of one file), which sessions
-        that live through the whole run turn into a false difference; fresh sessions turn it into
-        between-session noise that the statistics account for. Used by the regression gate."""
+        round's (alternating) order. A runtime session instance can carry its own small, persistent speed
+        offset (cause not pinned down; measured with sessions kept for the whole run: two copies of one
+        ONNX model gave candidate (created first) / baseline 1.013-1.028 in 12 of 12 gate runs), which
+        turns into a false difference between the models; fresh sessions turn it into between-session
+        noise that the statistics account for (0.997-1.033 in 12 runs after). Used by the regression gate."""
         if not targets:
             raise ProfileError("no targets to profile")
         self.targets = list(targets)
