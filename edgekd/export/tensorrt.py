@@ -31,6 +31,10 @@ from edgekd.fileio import atomic_open, atomic_path, sha256_file, write_json
 PLAN_SCHEMA = "edgekd.trt-plan/1"
 PRECISIONS = ("fp32", "fp16", "int8")
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
+# ONNX Runtime's dynamic-INT8 and integer ops (quantize.mode=dynamic, `edgekd quantize --precision int8-dynamic`,
+# QOperator models): TensorRT's ONNX parser has no kernels for them
+_ORT_INTEGER_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
+                    "QLinearConv", "QLinearMatMul"}
 
 
 @dataclass
@@ -154,6 +158,16 @@ def write_build_plan(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLi
         problems.append(f"--workspace-mb {workspace_mb}: must be >= 16")
     if max_batch < 1:
         problems.append(f"--max-batch {max_batch}: must be >= 1")
+    if src.is_file():
+        import onnx
+
+        found = sorted({n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node}
+                       & _ORT_INTEGER_OPS)
+        if found:
+            problems.append(
+                f"{src.name} holds ONNX Runtime integer ops ({', '.join(found)}) that TensorRT cannot parse: export "
+                "the FP32 model (student.onnx) with --precision int8 (TensorRT calibrates it) or fp16, or a QDQ "
+                "model (quantize.mode=static)")
     if problems:
         raise ConfigError("invalid TensorRT build settings", problems)
     out = Path(out_dir)

@@ -97,6 +97,29 @@ def test_bad_plans_are_config_errors(tmp_path: Path, onnx_model: Path) -> None:
         write_build_plan(onnx_model, tmp_path / "q", precision="int4")
 
 
+def test_dynamic_int8_onnx_is_refused_before_anything_is_written(tmp_path: Path, onnx_model: Path) -> None:
+    """quantize.mode=dynamic writes MatMulInteger/DynamicQuantizeLinear, which TensorRT cannot parse: the plan step
+    says so on this host instead of the build failing on the board."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekd.quantize.ort_dynamic import quantize_onnx_dynamic
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [8, 4], [0.1 * i for i in range(32)])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm", [x], [y], [w])
+    fp32 = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
+    dyn = tmp_path / "mm.int8.onnx"
+    quantize_onnx_dynamic(fp32, dyn, preprocess=False)
+    with pytest.raises(ConfigError, match="TensorRT cannot parse") as info:
+        write_build_plan(dyn, tmp_path / "plan", precision="int8")
+    assert "MatMulInteger" in str(info.value) and "student.onnx" in str(info.value)
+    assert not (tmp_path / "plan").exists()
+    write_build_plan(fp32, tmp_path / "plan32", precision="fp16")  # the FP32 model is fine
+
+
 def test_build_refuses_a_changed_onnx(tmp_path: Path, onnx_model: Path) -> None:
     from edgekd.export.tensorrt import build_engine
 
