@@ -66,6 +66,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         for name, p in parity.items():
             lines.append(f"- {name}: " + ", ".join(f"{k}={_fmt(v, 6) if isinstance(v, float) else v}"
                                                     for k, v in p.items()))
+    exports = report.get("exports") or {}
+    if exports:
+        lines += ["", "## Other formats (`export.formats`)", ""]
+        for fmt, info in exports.items():
+            extra = "; ".join(f"{k}: {v}" for k, v in info.items() if k != "files")
+            lines.append(f"- {fmt}: {', '.join(f'`{f}`' for f in info.get('files', [])) or '-'}"
+                         + (f" ({extra})" if extra else ""))
     budget = report.get("budget")
     if budget:
         lines += ["", f"## Budget for `{report['device']}`: {budget.get('verdict')}", ""]

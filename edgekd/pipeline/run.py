@@ -101,7 +101,9 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     parity: dict[str, Any] = {}
     onnx_path = out_dir / "student.onnx"
     int8_path = out_dir / "student.int8.onnx"
-    for stale in (onnx_path, int8_path):  # a re-used --out folder must not report an earlier run's artifact
+    stale_files = [onnx_path, int8_path, *(out_dir / "openvino").glob("student.*"),
+                   *(out_dir / "tensorrt").glob("student.*")]
+    for stale in stale_files:  # a re-used --out folder must not report an earlier run's artifact
         stale.unlink(missing_ok=True)
     from edgekd.export.onnx import export_onnx
 
@@ -128,6 +130,16 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
         with rec.stage("parity_int8") as r:
             parity["onnx_int8"] = _parity(student, int8_path, task, recipe, exact=False)
             r.update(parity["onnx_int8"])
+    exports: dict[str, dict[str, Any]] = {}
+    if set(recipe.export.formats) - {"onnx"}:
+        from edgekd.pipeline.formats import export_extra_formats
+
+        with rec.stage("export_formats", formats=[f for f in recipe.export.formats if f != "onnx"]) as r:
+            exports = export_extra_formats(
+                student, task, recipe, device, out_dir, onnx_path=exported, qat=qat,
+                feeds=_test_feeds(task, recipe.export.parity.samples),
+                calib=_calib_items(task, recipe.quantize.calibration.samples))
+            r.update(exports)
 
     variants: dict[str, dict[str, Any]] = {}
     with rec.stage("evaluate"):
@@ -178,6 +190,7 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
         "variants": variants,
         "summary": summary,
         "parity": parity,
+        "exports": exports,
         "profiles": profiles,
         "teacher": {k: v for k, v in tinfo.items() if k != "history"},
         "training": {"student_alone": alone.history, "student_kd": kd.history},
@@ -198,6 +211,9 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
             v = variants.get({"student.onnx": "onnx_fp32", "student.int8.onnx": "onnx_int8"}.get(name, ""), {})
             artifacts.append(artifact_entry(p, out_dir, runtime=v.get("runtime", "torch"),
                                             precision=v.get("precision", "fp32"), metric=v.get("metric")))
+    for fmt, info in exports.items():
+        for rel in info.get("files", []):
+            artifacts.append(artifact_entry(out_dir / rel, out_dir, runtime=fmt))
     for name in ("report.json", "report.md"):
         artifacts.append(artifact_entry(out_dir / name, out_dir))
     write_manifest(out_dir, recipe_name=recipe.name, recipe_hash=rhash,
@@ -235,6 +251,18 @@ def _public(obj: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(obj):
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(obj).items()}  # type: ignore[arg-type]
     return {"result": str(obj)}
+
+
+def _calib_items(task: Any, n: int) -> list[dict[str, np.ndarray]]:
+    """The first ``n`` training items, batch 1 each (INT8 calibration)."""
+    from edgekd.tasks.base import iterate_numpy
+
+    items: list[dict[str, np.ndarray]] = []
+    for batch, _ in iterate_numpy(task.dataset("train"), task.io_spec().input_names, batch_size=1):
+        items.append(batch)
+        if len(items) >= n:
+            break
+    return items
 
 
 def _test_feeds(task: Any, n: int) -> list[dict[str, np.ndarray]]:

@@ -115,3 +115,33 @@ def test_max_metric_drop_runs_the_accuracy_aware_fallback_on_val(tmp_path: Path)
     assert q["within_tolerance"] == (q["metric_final"] - q["metric_fp32"] <= 0.0)
     report = json.loads((out / "report.json").read_text())
     assert isinstance(report["summary"]["int8_within_tolerance"], bool)
+
+
+def test_export_formats_write_openvino_ir_and_a_tensorrt_plan(tmp_path: Path) -> None:
+    """export.formats beyond ONNX: an OpenVINO IR checked against torch, and a TensorRT build plan at the
+    precision the device's budget asks of TensorRT (a Jetson: INT8, so calibration batches ship with it)."""
+    out = tmp_path / "fmt"
+    code = main(["distill-and-export", "segmentation", "--preset", "smoke", "--device", "jetson-orin-nano",
+                 "--out", str(out), "--no-progress", "--set", "teacher.cache=false",
+                 "--set", "export.formats=[onnx,openvino,tensorrt]", "--set", "profile.enabled=false"])
+    assert code in (0, 1)
+    report = json.loads((out / "report.json").read_text())
+    ex = report["exports"]
+    assert ex["openvino"]["files"] == ["openvino/student.xml", "openvino/student.bin"]
+    assert ex["openvino"]["parity_passed"] is True
+    assert ex["tensorrt"]["precision"] == "int8"
+    assert {"tensorrt/student.onnx", "tensorrt/student.plan.json", "tensorrt/student.calib.npz"} <= set(
+        ex["tensorrt"]["files"])
+    plan = json.loads((out / "tensorrt" / "student.plan.json").read_text())
+    assert plan["precision"] == "int8" and plan["explicit_quantization"] is False
+    assert plan["profiles"][0]["image"]["opt"][0] == 1 and plan["profiles"][0]["image"]["max"][0] == 8
+    manifest = {a["path"]: a for a in json.loads((out / "manifest.json").read_text())["artifacts"]}
+    from edgekd.fileio import sha256_file
+
+    for rel in (*ex["openvino"]["files"], *ex["tensorrt"]["files"]):
+        assert manifest[rel]["sha256"] == sha256_file(out / rel)
+    assert "## Other formats" in (out / "report.md").read_text()
+    # the same folder again without the extra formats: nothing stale is left to be mistaken for this run's
+    main(["distill-and-export", "segmentation", "--preset", "smoke", "--out", str(out), "--no-progress",
+          "--set", "teacher.cache=false", "--set", "profile.enabled=false"])
+    assert not list((out / "openvino").glob("student.*")) and not list((out / "tensorrt").glob("student.*"))
