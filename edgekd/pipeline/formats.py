@@ -42,6 +42,12 @@ def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: De
                 # here; OpenVINO reads the QDQ ONNX (student.int8.onnx) directly instead
                 done[fmt] = {"skipped": "distill.qat: OpenVINO runs student.int8.onnx (QDQ) directly", "files": []}
                 continue
+            import importlib.util
+
+            if importlib.util.find_spec("openvino") is None:
+                done[fmt] = {"skipped": "the openvino extra is not installed: pip install 'edgekd[openvino]'",
+                             "files": []}
+                continue
             from edgekd.export.openvino import check_openvino_parity, export_openvino_from_torch
 
             res = export_openvino_from_torch(student, spec, out_dir / "openvino" / "student.xml",

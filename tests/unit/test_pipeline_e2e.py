@@ -41,6 +41,8 @@ def test_distill_and_export_smoke(recipe: str, tmp_path: Path) -> None:
         assert len(art["sha256"]) == 64
         assert set(art["latency_ms"]) >= {"p50", "p90", "p99"}
         assert art["latency_ms"]["p50"] > 0
+    shipped = load_recipe(recipe).export.formats
+    assert sorted(report["exports"]) == sorted(f for f in shipped if f != "onnx")
     import onnx
 
     # the shipped quantize.mode decides which INT8 graph is written: QDQ (static) or run-time quantized MatMuls
@@ -143,5 +145,5 @@ def test_export_formats_write_openvino_ir_and_a_tensorrt_plan(tmp_path: Path) ->
     assert "## Other formats" in (out / "report.md").read_text()
     # the same folder again without the extra formats: nothing stale is left to be mistaken for this run's
     main(["distill-and-export", "segmentation", "--preset", "smoke", "--out", str(out), "--no-progress",
-          "--set", "teacher.cache=false", "--set", "profile.enabled=false"])
+          "--set", "teacher.cache=false", "--set", "profile.enabled=false", "--set", "export.formats=[onnx]"])
     assert not list((out / "openvino").glob("student.*")) and not list((out / "tensorrt").glob("student.*"))
