@@ -310,21 +310,13 @@ def _parity(student: Any, path: Path, task: Any, recipe: RecipeBase, *, exact: b
 
 
 def _quantize(onnx_path: Path, int8_path: Path, task: Any, recipe: RecipeBase) -> dict[str, Any]:
-    from edgekd.tasks.base import iterate_numpy
-
     q = recipe.quantize
-    names = task.io_spec().input_names
 
-    def calib() -> Iterator[dict[str, np.ndarray]]:
-        seen = 0
-        for batch, _ in iterate_numpy(task.dataset("train"), names, batch_size=1):
-            yield batch
-            seen += 1
-            if seen >= q.calibration.samples:
-                return
+    def calib() -> list[dict[str, np.ndarray]]:
+        return _calib_items(task, q.calibration.samples)
 
     if q.runtime == "onnxruntime" and q.max_metric_drop is not None:
-        return _quantize_with_fallback(onnx_path, int8_path, task, recipe, list(calib()), q.max_metric_drop)
+        return _quantize_with_fallback(onnx_path, int8_path, task, recipe, calib(), q.max_metric_drop)
     if q.mode == "dynamic":
         from edgekd.quantize.ort_dynamic import quantize_onnx_dynamic
 
