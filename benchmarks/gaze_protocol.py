@@ -6,17 +6,21 @@ For each seed (data and initialisation both change with it):
   2. student from scratch (supervised only);
   3. student with MAE distillation (stage 1 copied from the teacher; output regression + masked
      pixel reconstruction + gamma=0.5 x stage-3/4 feature MSE, as recipes/gaze.yaml);
-  4. mean angular error of all three on the held-out test wearers;
+  4. mean angular error of all three on the held-out test wearers, the gap of each student to the
+     teacher's error, and fidelity: the mean angle between each student's and the teacher's predictions;
   5. 5-shot personalisation of the distilled student (last-stage adapters only) on each test wearer:
      error on that wearer's test images before and after.
 Then, on this CPU: latency of teacher and student side by side (ONNX Runtime FP32, 1 thread,
 interleaved sessions; torch eager too), the student's INT8 latency (static QDQ U8S8, all ops and
-MatMul-only, and dynamic: what recipes/gaze.yaml ships), and the student/teacher ratio. Latency uses the recipe's 64x96 input even when training used a smaller one
-(the networks are fully convolutional with global pooling, so trained weights run at any size).
+MatMul-only, and dynamic: what recipes/gaze.yaml ships), and the student/teacher ratio. Latency uses
+the recipe's 64x96 input even when training used a smaller one (the networks are fully convolutional
+with global pooling, so trained weights run at any size).
 
-Usage: python benchmarks/gaze_protocol.py --parallel [--seeds 3] [--height 32 --width 48] [--tiny]
-With the defaults each seed needs about 4 CPU-minutes of training at 1 thread (measured: 26 minutes wall
-with --parallel while the 2 cores were shared by ~15 busy processes); ``--tiny`` checks the script in ~2 min.
+Usage: python benchmarks/gaze_protocol.py --parallel [--seeds 5] [--height 32 --width 48] [--tiny]
+Defaults: 5 seeds, 3000 training images at 32x48, teacher 20 epochs, students 10, output-KD weight 0.5.
+Measured with --parallel on 2 cores: 1350 s (teachers 680 s of each worker's time). ``--teachers DIR``
+loads the teachers an earlier run saved in its work folder (same data and teacher settings): 573 s.
+``--tiny`` checks the script in ~1 min.
 """
 
 from __future__ import annotations
@@ -39,11 +43,11 @@ def _train_cfg(epochs: int, lr: float = 4e-3, warmup: int = 50) -> Any:
                        schedule="cosine")
 
 
-def _kd_losses() -> list[Any]:
+def _kd_losses(output_weight: float = 0.5) -> list[Any]:
     from edgekd.distill.losses.mae_feature import MAEFeatureConfig
     from edgekd.distill.losses.regression import RegressionConfig
 
-    return [RegressionConfig(loss="l1", weight=0.1),
+    return [RegressionConfig(loss="l1", weight=output_weight),
             MAEFeatureConfig(student=["stages.2", "stages.3"], teacher=["stages.2", "stages.3"], mask_ratio=0.5,
                              patch_size=8, image_channels=1, feature_weight=0.5, pixel_weight=1.0)]
 
@@ -66,6 +70,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     cfg = GazeTaskConfig(height=args.height, width=args.width, train_size=args.train_size,
                          val_size=args.val_size, test_size=args.test_size, train_wearers=args.train_wearers,
                          val_wearers=4, test_wearers=args.test_wearers, balance_clusters=args.clusters,
+                         label_fraction=args.label_fraction,
                          mae=GazeMAEConfig(enabled=args.mae_images > 0, images=max(8, args.mae_images),
                                            epochs=args.mae_epochs, batch_size=64, lr=2e-3,
                                            finetune=args.teacher_finetune))
@@ -79,11 +84,20 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
     torch.manual_seed(seed)
     teacher = task.build_teacher()
-    pre = task.pretrain_teacher(teacher)
-    out["mae"] = {k: pre[k] for k in ("masked_pixel_mse", "seconds") if k in pre}
+    saved = args.teachers / f"teacher{seed}.safetensors" if args.teachers is not None else None
     t = time.perf_counter()
-    teacher = fit(teacher, train_set=train_set, input_names=names, cfg=_train_cfg(args.teacher_epochs),
-                  task_loss=task.task_loss, val_fn=val, seed=seed, progress=False, desc="teacher").student
+    if saved is not None:
+        # the teacher an earlier run of this script trained with the same data and teacher settings (the
+        # students' runs never change it; fit reseeds, so what follows is as if it had been trained here)
+        from edgekd.weights import load_module_weights
+
+        teacher = load_module_weights(teacher, saved).eval()
+        out["mae"] = {"loaded": str(saved)}
+    else:
+        pre = task.pretrain_teacher(teacher)
+        out["mae"] = {k: pre[k] for k in ("masked_pixel_mse", "seconds") if k in pre}
+        teacher = fit(teacher, train_set=train_set, input_names=names, cfg=_train_cfg(args.teacher_epochs),
+                      task_loss=task.task_loss, val_fn=val, seed=seed, progress=False, desc="teacher").student
     out["teacher_s"] = time.perf_counter() - t
     task._teacher = teacher  # build_student copies stage 1 from the TRAINED teacher
 
@@ -94,12 +108,19 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     out["scratch_s"] = time.perf_counter() - t
     t = time.perf_counter()
     kd = fit(task.build_student(), train_set=train_set, input_names=names, cfg=_train_cfg(args.student_epochs),
-             task_loss=task.task_loss, teacher=teacher, losses=_kd_losses(), val_fn=val, seed=seed,
+             task_loss=task.task_loss, teacher=teacher, losses=_kd_losses(args.kd_weight), val_fn=val, seed=seed,
              progress=False, desc="kd").student
     out["kd_s"] = time.perf_counter() - t
     out["params"] = param_counts(teacher, kd)
     out["test_deg"] = {"teacher": _eval(task, teacher), "student_mae_kd": _eval(task, kd),
                        "student_scratch": _eval(task, scratch)}
+    # Fidelity (Stanton et al., "Does Knowledge Distillation Really Work?", NeurIPS 2021): how far a
+    # student's predictions are from the teacher's, image by image (mean angle between the two gazes).
+    x_test = torch.from_numpy(task.arrays("test").images).float() / 255.0
+    with torch.no_grad():
+        t_pred = teacher.eval()(x_test).double().numpy()
+        out["to_teacher_deg"] = {name: mean_angular_error_deg(m.eval()(x_test).double().numpy(), t_pred)
+                                 for name, m in (("student_mae_kd", kd), ("student_scratch", scratch))}
 
     # 5-shot personalisation on each held-out test wearer
     pcfg = PersonalizeConfig(steps=args.personal_steps, seed=seed)
@@ -217,23 +238,33 @@ def _run_parallel(raw: list[str], seeds: list[int], args: argparse.Namespace) ->
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--seed0", type=int, default=0)
     ap.add_argument("--height", type=int, default=32)
     ap.add_argument("--width", type=int, default=48)
-    ap.add_argument("--train-size", type=int, default=2000)
+    ap.add_argument("--train-size", type=int, default=3000)
     ap.add_argument("--val-size", type=int, default=200)
     ap.add_argument("--test-size", type=int, default=600)
     ap.add_argument("--train-wearers", type=int, default=40)
     ap.add_argument("--test-wearers", type=int, default=10)
     ap.add_argument("--clusters", type=int, default=15, help="k-means gaze clusters balancing the train split")
+    ap.add_argument("--label-fraction", type=float, default=1.0,
+                    help="share of train images with a gaze label (task.label_fraction): the teacher and the "
+                         "scratch student learn from that share, the distilled student also from the teacher's "
+                         "outputs on every image")
     ap.add_argument("--mae-images", type=int, default=1000, help="unlabelled images (0 = no MAE pre-training)")
     ap.add_argument("--mae-epochs", type=int, default=2)
     ap.add_argument("--teacher-finetune", choices=("full", "adapters"), default="full",
                     help="after MAE pre-training, the teacher's supervised phase trains every weight (full) or "
                          "only the adapters and head on the frozen backbone (adapters)")
-    ap.add_argument("--teacher-epochs", type=int, default=7)
-    ap.add_argument("--student-epochs", type=int, default=7)
+    ap.add_argument("--teacher-epochs", type=int, default=20,
+                    help="the teacher trains twice as long as the students: it is trained once and reused")
+    ap.add_argument("--student-epochs", type=int, default=10)
+    ap.add_argument("--teachers", type=Path, default=None,
+                    help="folder holding teacher<seed>.safetensors of an earlier run with the SAME data and teacher "
+                         "settings (its printed work folder): load them instead of training the teachers again")
+    ap.add_argument("--kd-weight", type=float, default=0.5,
+                    help="weight of the output regression to the teacher (L1 in degrees; as recipes/gaze.yaml)")
     ap.add_argument("--shots", type=int, default=5)
     ap.add_argument("--personal-steps", type=int, default=200)
     ap.add_argument("--latency-height", type=int, default=64)
@@ -260,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     print(f"gaze protocol: {args.seeds} seeds, train {args.train_size} images at {args.height}x{args.width} "
           f"({args.train_wearers} wearers, balanced over {args.clusters} gaze clusters), test {args.test_size} "
-          f"images of {args.test_wearers} held-out wearers; MAE pre-training {args.mae_images} unlabelled images x "
+          f"images of {args.test_wearers} held-out wearers, {100 * args.label_fraction:.0f}% of train labelled; "
+          f"MAE pre-training {args.mae_images} unlabelled images x "
           f"{args.mae_epochs} epochs; teacher {args.teacher_epochs} ({args.teacher_finetune}) / students "
-          f"{args.student_epochs} epochs; "
+          f"{args.student_epochs} epochs (output KD weight {args.kd_weight}); "
           f"torch threads {args.threads}", flush=True)
     if args.only_seed is not None:  # worker of --parallel: results and seed-0 models into --work
         from edgekd.fileio import write_json
@@ -310,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  gap to the teacher: MAE-KD student {np.mean(gap_kd):.2f} deg, scratch student {np.mean(gap_sc):.2f} deg"
           f" -> distilled student nearer the teacher: {np.mean(gap_kd) < np.mean(gap_sc)} "
           f"(per seed: {[bool(a < b) for a, b in zip(gap_kd, gap_sc, strict=True)]})")
+    fid_kd = [r["to_teacher_deg"]["student_mae_kd"] for r in runs]
+    fid_sc = [r["to_teacher_deg"]["student_scratch"] for r in runs]
+    summary["to_teacher_deg"] = {"student_mae_kd": float(np.mean(fid_kd)), "student_scratch": float(np.mean(fid_sc))}
+    print(f"  mean angle between student and teacher predictions (fidelity): MAE-KD student {np.mean(fid_kd):.2f} "
+          f"deg, scratch student {np.mean(fid_sc):.2f} deg (per seed: "
+          f"{[f'{a:.2f}/{b:.2f}' for a, b in zip(fid_kd, fid_sc, strict=True)]})")
     red = np.array([r["personal_reduction"] for r in runs])
     bef = np.array([r["personal_before_deg"] for r in runs])
     aft = np.array([r["personal_after_deg"] for r in runs])

@@ -67,19 +67,46 @@ def register(app: typer.Typer) -> None:
             teacher.to(dev)
         torch.manual_seed(r.seed)  # the student's initial weights depend on the recipe seed only
         student = task.build_student().to(dev)
+        qat = r.distill.qat
+        if qat is not None and qat.mode == "scratch":
+            from edgekd.distill.qat import prepare_qat
+
+            prepare_qat(student, per_channel=qat.per_channel, weight_bits=qat.weight_bits)
         res = fit(student, train_set=task.dataset("train"), input_names=spec.input_names, cfg=r.train,
                   task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight, teacher=teacher,
                   losses=r.distill.losses, val_fn=_val_fn(task), lower_is_better=task.metric.lower_is_better,
                   out_dir=out_dir / "student_kd", resume=resume, seed=r.seed, progress=show, desc="student KD",
-                  teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None, qat=r.distill.qat)
-        if os.environ.get("RANK", "0") != "0":
+                  teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None,
+                  qat=qat is not None and qat.mode == "scratch")
+        rank0 = os.environ.get("RANK", "0") == "0"
+        if rank0:
+            weights = save_module_weights(res.student, out_dir / "student_kd.safetensors",
+                                          metadata={"recipe": r.name, "qat": str(is_qat(res.student))})
+            metric = "n/a" if res.best_metric is None else f"{res.best_metric:.6g}"
+            console.print(f"student KD: best val {task.metric.name} {metric} at epoch {res.best_epoch} "
+                          f"({len(res.history)} epochs, {res.seconds:.1f} s)", highlight=False)
+            console.print(f"wrote {weights}, checkpoints in {out_dir / 'student_kd'}", highlight=False)
+        if qat is not None and qat.mode == "finetune":
+            from edgekd.distill.qat_finetune import qat_finetune
+            from edgekd.tasks.base import calibration_items
+
+            ft = qat_finetune(res.student, qat=qat, train=r.train,
+                              calib=calibration_items(task, r.quantize.calibration.samples),
+                              input_names=spec.input_names, train_set=task.dataset("train"),
+                              task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight,
+                              teacher=teacher, losses=r.distill.losses, val_fn=_val_fn(task),
+                              lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "student_qat",
+                              resume=resume and (out_dir / "student_qat" / "last.safetensors").is_file(),
+                              seed=r.seed, progress=show, desc="student QAT fine-tune",
+                              teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None)
+            if rank0:
+                weights = save_module_weights(ft.student, out_dir / "student_qat.safetensors",
+                                              metadata={"recipe": r.name, "qat": "finetune"})
+                console.print(f"student QAT fine-tune ({qat.weight_bits}-bit weights, {ft.extras['bn_folded']} "
+                              f"BatchNorms folded): best val {task.metric.name} {ft.best_metric} "
+                              f"({ft.seconds:.1f} s); wrote {weights}", highlight=False)
+        if not rank0:
             return  # under torchrun only rank 0 writes and reports
-        weights = save_module_weights(res.student, out_dir / "student_kd.safetensors",
-                                      metadata={"recipe": r.name, "qat": str(is_qat(res.student))})
-        metric = "n/a" if res.best_metric is None else f"{res.best_metric:.6g}"
-        console.print(f"student KD: best val {task.metric.name} {metric} at epoch {res.best_epoch} "
-                      f"({len(res.history)} epochs, {res.seconds:.1f} s)", highlight=False)
-        console.print(f"wrote {weights}, checkpoints in {out_dir / 'student_kd'}", highlight=False)
         console.print(f"next: edgekd distill-and-export {recipe} (export, quantize, profile)", highlight=False)
 
 

@@ -66,11 +66,47 @@ class TeacherConfig(Strict):
         return self
 
 
+class QATConfig(Strict):
+    """Quantization-aware distillation (:mod:`edgekd.distill.qat`): the student trains with fake
+    quantization against the full-precision teacher; its QDQ export is the INT8 artifact (no PTQ).
+
+    In a recipe, ``distill.qat: true`` is this section with its defaults; ``false`` (or
+    ``enabled: false``) turns it off."""
+
+    enabled: bool = True
+    mode: Literal["scratch", "finetune"] = Field(
+        "scratch", description="scratch: fake quantization from the first step; finetune: train in FP32 "
+        "first, fold BatchNorm, calibrate the ranges, then fine-tune with fake quantization (Jacob et al. 2018); "
+        "the run then also keeps the FP32 student.onnx")
+    weight_bits: int = Field(8, ge=2, le=8, description="bits of the weights (< 8: stored and run as int8 QDQ "
+                                                        "holding 2^bits levels)")
+    per_channel: bool = Field(True, description="one weight scale per output channel (False: per tensor)")
+    finetune_epochs: int = Field(1, ge=1, description="mode=finetune: epochs of QAT fine-tuning")
+    finetune_lr_scale: float = Field(0.1, gt=0, le=1, description="mode=finetune: train.lr times this")
+
+
+def _qat_section(value: Any) -> Any:
+    """``qat: true/false`` (the older spelling) -> the section with its defaults / off."""
+    if value is True:
+        return {}
+    if value is False or (isinstance(value, dict) and value.get("enabled") is False):
+        return None
+    return value
+
+
 class DistillConfigBase(Strict):
     task_loss_weight: float = Field(1.0, ge=0, description="weight of the supervised loss on labels")
     losses: list[LossConfigBase] = Field(default_factory=list)
     teacher_cache: bool = Field(False, description="cache teacher outputs/features on disk (memory-mapped)")
-    qat: bool = Field(False, description="quantization-aware distillation (fake-quant student)")
+    qat: QATConfig | None = Field(None, description="quantization-aware distillation (true, or a section: "
+                                                    "mode, weight_bits, per_channel, finetune_*); null = off")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _qat_bool(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "qat" in data:
+            data = {**data, "qat": _qat_section(data["qat"])}
+        return data
 
 
 class ParityConfig(Strict):

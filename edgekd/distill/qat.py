@@ -142,6 +142,12 @@ def freeze_qat(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
+def has_low_bit_weights(model: nn.Module) -> bool:
+    """Whether any fake-quantized weight of ``model`` uses fewer than 8 bits (export needs baking)."""
+    return any(isinstance(m, _QATMixin) and (m.weight_fake_quant.quant_min, m.weight_fake_quant.quant_max)
+               != (-128, 127) for m in model.modules())
+
+
 def bake_low_bit_weights(model: nn.Module) -> int:
     """Make low-bit (< 8) fake-quantized weights exportable, exactly; returns how many modules changed.
 
@@ -168,6 +174,28 @@ def bake_low_bit_weights(model: nn.Module) -> int:
             carrier.zero_point = torch.zeros_like(fq.zero_point)
             carrier.disable_observer()
         m.weight_fake_quant = carrier
+        changed += 1
+    return changed
+
+
+def set_mse_weight_scales(model: nn.Module) -> int:
+    """Give every fake-quantized weight the scale that minimises its rounding MSE (post-training
+    range setting, :mod:`edgekd.quantize.weight_range`) at its own bit width and granularity, and
+    stop its observer so the scale stays; returns how many modules changed."""
+    from edgekd.quantize.weight_range import mse_weight_scale
+
+    changed = 0
+    for m in model.modules():
+        if not isinstance(m, _QATMixin):
+            continue
+        fq = m.weight_fake_quant
+        bits = (fq.quant_max - fq.quant_min + 1).bit_length() - 1
+        per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+        scale = mse_weight_scale(m.weight, bits, per_channel=per_channel)  # type: ignore[attr-defined,arg-type]
+        with torch.no_grad():
+            fq.disable_observer()
+            fq.scale = scale.reshape(-1).float().clone().to(fq.scale.device)
+            fq.zero_point = torch.zeros_like(fq.scale, dtype=fq.zero_point.dtype)
         changed += 1
     return changed
 

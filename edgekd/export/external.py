@@ -69,12 +69,17 @@ def load_run_student(run_dir: str | os.PathLike[str], *, weights: str | None = N
     task = build_task(recipe.task, getattr(recipe, "seed", 0))
     module = task.build_student()
     distill_cfg = getattr(recipe, "distill", None)
-    if getattr(distill_cfg, "qat", False):
+    qat = getattr(distill_cfg, "qat", None)
+    if qat is not None and (qat.mode == "scratch" or wpath.name == "student_qat.safetensors"):
         # A quantization-aware run saved fake-quant scales with the weights: rebuild the same
-        # fake-quant student so they load (export_onnx then writes it as QDQ INT8).
+        # fake-quant student so they load (export_onnx then writes it as QDQ INT8). A fine-tuned one
+        # (student_qat.safetensors) was BatchNorm-folded before fake quantization: fold the fresh one too.
+        from edgekd.distill.fold_bn import fold_batchnorm
         from edgekd.distill.qat import prepare_qat
 
-        prepare_qat(module)
+        if qat.mode == "finetune":
+            fold_batchnorm(module.eval())
+        prepare_qat(module, per_channel=qat.per_channel, weight_bits=qat.weight_bits)
     load_module_weights(module, wpath)
     module.eval()
     return RunStudent(module, task.io_spec(), task, recipe, run, wpath)

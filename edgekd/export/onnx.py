@@ -74,7 +74,8 @@ def export_onnx(model: Any, spec: IOSpec, path: str | os.PathLike[str], *, opset
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
-    qat_reason, restore_observers = _prepare_qat_export(model, exporter, opset)
+    original = model
+    qat_reason, restore_observers, model = _prepare_qat_export(model, exporter, opset)
     if qat_reason is not None:
         # torch.export cannot trace FakeQuantize (its observer branch is data-dependent); the
         # TorchScript exporter lowers it to QuantizeLinear/DequantizeLinear: a QDQ INT8 graph.
@@ -116,7 +117,7 @@ def export_onnx(model: Any, spec: IOSpec, path: str | os.PathLike[str], *, opset
     finally:
         shutil.rmtree(work, ignore_errors=True)
         restore_observers()
-        model.train(was_training)
+        original.train(was_training)
     return OnnxExportResult(
         path=out, exporter=used, opset=got_opset, fallback_reason=reason, simplified=simplified,
         seconds=round(time.perf_counter() - t0, 3), simplify_note=slim_note, external_data=external,
@@ -124,17 +125,20 @@ def export_onnx(model: Any, spec: IOSpec, path: str | os.PathLike[str], *, opset
         dynamic_dims={t.name: t.dynamic_dims for t in spec.inputs if t.dynamic_dims})
 
 
-def _prepare_qat_export(model: Any, exporter: str, opset: int) -> tuple[str | None, Any]:
+def _prepare_qat_export(model: Any, exporter: str, opset: int) -> tuple[str | None, Any, Any]:
     """For a quantization-aware student (:mod:`edgekd.distill.qat`): freeze its observers, so the
     learnt scales are constants (tracing dummy inputs must not move them), and say why the
     TorchScript exporter is used. Returns (reason or None for an ordinary model, a function that
-    puts the observers back as they were, so exporting mid-training changes nothing)."""
+    puts the observers back as they were, so exporting mid-training changes nothing, the module to
+    export: a copy with its low-bit weights baked into int8 carriers when it has any, else ``model``)."""
+    import copy
+
     from torch.ao.quantization import FakeQuantize
 
-    from edgekd.distill.qat import freeze_qat, is_qat
+    from edgekd.distill.qat import bake_low_bit_weights, freeze_qat, has_low_bit_weights, is_qat
 
     if not is_qat(model):
-        return None, lambda: None
+        return None, lambda: None, model
     if exporter == "dynamo":
         raise ConfigError("exporter='dynamo' cannot export a quantization-aware (fake-quant) student: "
                           "torch.export does not lower FakeQuantize to QuantizeLinear/DequantizeLinear",
@@ -148,8 +152,14 @@ def _prepare_qat_export(model: Any, exporter: str, opset: int) -> tuple[str | No
         for m, flag in saved:
             m.observer_enabled.copy_(flag)
 
+    reason = "quantization-aware student: FakeQuantize exports as QDQ with the TorchScript exporter only"
+    if has_low_bit_weights(model):
+        # the ONNX exporter takes the full int8 range only; baking rewrites the weights, so on a copy
+        baked = copy.deepcopy(model)
+        bake_low_bit_weights(freeze_qat(baked))
+        return reason, lambda: None, baked
     freeze_qat(model)
-    return "quantization-aware student: FakeQuantize exports as QDQ with the TorchScript exporter only", restore
+    return reason, restore, model
 
 
 def _export_spec(spec: IOSpec, dynamic_batch: bool) -> IOSpec:

@@ -5,7 +5,8 @@
 - ``tensorrt``: ``tensorrt/student.onnx`` + ``student.plan.json`` (and the INT8 calibration batches):
   engines are not portable, so the engine itself is built on the target by ``edgekd build-engine``,
   which checks its parity there. Its precision is the device budget's when that budget runs on
-  TensorRT (a Jetson's INT8), else FP16. A QAT run hands TensorRT its QDQ model (explicit INT8).
+  TensorRT (a Jetson's INT8), else FP16. A QAT run (``distill.qat``, either mode) hands TensorRT its QDQ
+  model (explicit INT8).
 """
 
 from __future__ import annotations
@@ -28,16 +29,19 @@ def tensorrt_precision(device: DeviceConfig, recipe_name: str) -> str:
 
 
 def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *,
-                         onnx_path: Path, qat: bool, feeds: list[dict[str, np.ndarray]],
+                         onnx_path: Path, qdq: bool, feeds: list[dict[str, np.ndarray]],
                          calib: list[dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
     """Write every format of ``recipe.export.formats`` other than ONNX; returns {format: details} with the
-    written files under ``files`` (relative to ``out_dir``)."""
+    written files under ``files`` (relative to ``out_dir``). ``onnx_path`` is the model TensorRT gets;
+    ``qdq``: it is a QAT QDQ model (TensorRT builds it as explicit INT8, no calibration)."""
+    from edgekd.distill.qat import is_qat
+
     spec = task.io_spec()
     par = recipe.export.parity
     done: dict[str, dict[str, Any]] = {}
     for fmt in recipe.export.formats:
         if fmt == "openvino":
-            if qat:
+            if is_qat(student):
                 # the fake-quant student converts to FakeQuantize-laden IR that is not the QDQ model judged
                 # here; OpenVINO reads the QDQ ONNX (student.int8.onnx) directly instead
                 done[fmt] = {"skipped": "distill.qat: OpenVINO runs student.int8.onnx (QDQ) directly", "files": []}
@@ -58,13 +62,13 @@ def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: De
         elif fmt == "tensorrt":
             from edgekd.export.tensorrt import write_build_plan
 
-            precision = "int8" if qat else tensorrt_precision(device, recipe.name)
+            precision = "int8" if qdq else tensorrt_precision(device, recipe.name)
             # one optimisation profile at the task's own input sizes: batch 1..8 (opt 1: edge latency) when the
             # export has a dynamic batch; the calibration batches (batch 1) sit at the opt shape, as TensorRT needs
             hi = 8 if recipe.export.dynamic_batch else 1
             ranges = {k: ([1, *v.shape[1:]], [1, *v.shape[1:]], [hi, *v.shape[1:]]) for k, v in calib[0].items()}
             plan = write_build_plan(onnx_path, out_dir / "tensorrt", precision=precision, ranges=ranges,
-                                    max_batch=hi, calib=calib if precision == "int8" and not qat else None,
+                                    max_batch=hi, calib=calib if precision == "int8" and not qdq else None,
                                     parity_feeds=[{k: v[:hi] for k, v in feeds[0].items()}],
                                     atol=max(par.atol, 1e-3), rtol=max(par.rtol, 1e-3))
             done[fmt] = {"files": [str(p.relative_to(out_dir)) for p in sorted(plan.parent.iterdir())

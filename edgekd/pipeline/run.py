@@ -20,6 +20,7 @@ from edgekd.fileio import sha256_file, write_json, write_text
 from edgekd.pipeline.evaluate import evaluate_all, model_predict, param_count
 from edgekd.pipeline.manifest import artifact_entry, write_manifest
 from edgekd.pipeline.report import REPORT_SCHEMA, render_markdown
+from edgekd.tasks.base import calibration_items
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,18 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
         alone = fit(_scratch_student(task), out_dir=out_dir / "train" / "student_alone", desc="student alone",
                     **common)  # type: ignore[arg-type]
         save_module_weights(alone.student, out_dir / "student_alone.safetensors")
+    qat_cfg = recipe.distill.qat
+    qat_scratch = qat_cfg is not None and qat_cfg.mode == "scratch"
+    tcache = out_dir / "train" / "teacher_cache" if recipe.distill.teacher_cache else None
     with rec.stage("student_kd", losses=[lc.kind for lc in recipe.distill.losses]):
-        kd = fit(task.build_student(), teacher=teacher, losses=recipe.distill.losses,
+        kd_start = task.build_student()
+        if qat_cfg is not None and qat_scratch:
+            from edgekd.distill.qat import prepare_qat
+
+            prepare_qat(kd_start, per_channel=qat_cfg.per_channel, weight_bits=qat_cfg.weight_bits)
+        kd = fit(kd_start, teacher=teacher, losses=recipe.distill.losses,
                  task_loss_weight=recipe.distill.task_loss_weight, out_dir=out_dir / "train" / "student_kd",
-                 desc="student KD", teacher_cache=(out_dir / "train" / "teacher_cache")
-                 if recipe.distill.teacher_cache else None, qat=recipe.distill.qat, **common)  # type: ignore[arg-type]
+                 desc="student KD", teacher_cache=tcache, qat=qat_scratch, **common)  # type: ignore[arg-type]
         student = kd.student
         save_module_weights(student, out_dir / "student_kd.safetensors")
 
@@ -101,7 +109,7 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     parity: dict[str, Any] = {}
     onnx_path = out_dir / "student.onnx"
     int8_path = out_dir / "student.int8.onnx"
-    stale_files = [onnx_path, int8_path, *(out_dir / "openvino").glob("student.*"),
+    stale_files = [onnx_path, int8_path, out_dir / "student_qat.safetensors", *(out_dir / "openvino").glob("student.*"),
                    *(out_dir / "tensorrt").glob("student.*")]
     for stale in stale_files:  # a re-used --out folder must not report an earlier run's artifact
         stale.unlink(missing_ok=True)
@@ -111,8 +119,11 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     # artifact (QDQ). No FP32 ONNX is written and PTQ is skipped (quantizing a QDQ graph again would corrupt
     # it). Torch fake-quant vs ORT integer kernels differ by about one quantization step, so that parity is
     # measured and judged by the metric, as for PTQ.
-    qat = recipe.distill.qat
+    # distill.qat.mode=finetune: the FP32 student is exported and checked as usual, then fine-tuned with fake
+    # quantization (edgekd.distill.qat_finetune); that model's QDQ export is the INT8 artifact instead of PTQ.
+    qat = qat_scratch
     exported = int8_path if qat else onnx_path
+    int8_student = student  # the torch model the INT8 artifact is checked against
     with rec.stage("export_onnx_qat" if qat else "export_onnx") as r:
         res = export_onnx(student, spec, exported, opset=recipe.export.opset, exporter=recipe.export.exporter,
                           dynamic_batch=recipe.export.dynamic_batch, simplify=recipe.export.simplify)
@@ -121,14 +132,34 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
         with rec.stage("parity_fp32") as r:
             parity["onnx_fp32"] = _parity(student, onnx_path, task, recipe, exact=True)
             r.update(parity["onnx_fp32"])
-        if recipe.quantize.enabled:
+        if qat_cfg is not None and qat_cfg.mode == "finetune":
+            from edgekd.distill.qat_finetune import qat_finetune
+
+            with rec.stage("qat_finetune", weight_bits=qat_cfg.weight_bits, per_channel=qat_cfg.per_channel,
+                           epochs=qat_cfg.finetune_epochs) as r:
+                ft = qat_finetune(student, qat=qat_cfg, train=recipe.train,
+                                  calib=calibration_items(task, recipe.quantize.calibration.samples),
+                                  teacher=teacher, losses=recipe.distill.losses,
+                                  task_loss_weight=recipe.distill.task_loss_weight,
+                                  out_dir=out_dir / "train" / "student_qat", desc="student QAT fine-tune",
+                                  teacher_cache=tcache,
+                                  **{k: v for k, v in common.items() if k not in ("cfg", "input_names")},
+                                  input_names=spec.input_names)  # type: ignore[arg-type]
+                int8_student = ft.student
+                save_module_weights(int8_student, out_dir / "student_qat.safetensors")
+                res = export_onnx(int8_student, spec, int8_path, opset=recipe.export.opset,
+                                  exporter=recipe.export.exporter, dynamic_batch=recipe.export.dynamic_batch,
+                                  simplify=recipe.export.simplify)
+                r.update({**ft.extras, "best_val": ft.best_metric, "seconds_train": round(ft.seconds, 1),
+                          "export": _public(res)})
+        elif recipe.quantize.enabled:
             with rec.stage("quantize_int8", runtime=recipe.quantize.runtime,
                            method=("dynamic" if recipe.quantize.mode == "dynamic"
                                    else recipe.quantize.calibration.method)) as r:
                 r.update(_quantize(onnx_path, int8_path, task, recipe))
     if int8_path.exists():
         with rec.stage("parity_int8") as r:
-            parity["onnx_int8"] = _parity(student, int8_path, task, recipe, exact=False)
+            parity["onnx_int8"] = _parity(int8_student, int8_path, task, recipe, exact=False)
             r.update(parity["onnx_int8"])
     exports: dict[str, dict[str, Any]] = {}
     if set(recipe.export.formats) - {"onnx"}:
@@ -136,14 +167,18 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
 
         with rec.stage("export_formats", formats=[f for f in recipe.export.formats if f != "onnx"]) as r:
             exports = export_extra_formats(
-                student, task, recipe, device, out_dir, onnx_path=exported, qat=qat,
+                student, task, recipe, device, out_dir, onnx_path=int8_path if qat_cfg is not None else onnx_path,
+                qdq=qat_cfg is not None,
                 feeds=_test_feeds(task, recipe.export.parity.samples),
-                calib=_calib_items(task, recipe.quantize.calibration.samples))
+                calib=calibration_items(task, recipe.quantize.calibration.samples))
             r.update(exports)
 
     variants: dict[str, dict[str, Any]] = {}
     with rec.stage("evaluate"):
-        for name, model in (("teacher", teacher), ("student_alone", alone.student), ("student_kd", student)):
+        models = [("teacher", teacher), ("student_alone", alone.student), ("student_kd", student)]
+        if int8_student is not student:
+            models.append(("student_qat", int8_student))  # the fake-quant torch model behind student.int8.onnx
+        for name, model in models:
             say(f"  evaluating {name}")
             variants[name] = {**evaluate_all(task, model_predict(model, task)), "params": param_count(model)}
         n_params = param_count(student)
@@ -204,7 +239,8 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
 
     write_json(out_dir / "report.json", report)
     write_text(out_dir / "report.md", render_markdown(report))
-    for name in ("student.onnx", "student.int8.onnx", "student_kd.safetensors", "student_alone.safetensors",
+    for name in ("student.onnx", "student.int8.onnx", "student_kd.safetensors", "student_qat.safetensors",
+                 "student_alone.safetensors",
                  "teacher.safetensors"):
         p = out_dir / name
         if p.exists():
@@ -251,18 +287,6 @@ def _public(obj: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(obj):
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(obj).items()}  # type: ignore[arg-type]
     return {"result": str(obj)}
-
-
-def _calib_items(task: Any, n: int) -> list[dict[str, np.ndarray]]:
-    """The first ``n`` training items, batch 1 each (INT8 calibration)."""
-    from edgekd.tasks.base import iterate_numpy
-
-    items: list[dict[str, np.ndarray]] = []
-    for batch, _ in iterate_numpy(task.dataset("train"), task.io_spec().input_names, batch_size=1):
-        items.append(batch)
-        if len(items) >= n:
-            break
-    return items
 
 
 def _test_feeds(task: Any, n: int) -> list[dict[str, np.ndarray]]:
@@ -313,7 +337,7 @@ def _quantize(onnx_path: Path, int8_path: Path, task: Any, recipe: RecipeBase) -
     q = recipe.quantize
 
     def calib() -> list[dict[str, np.ndarray]]:
-        return _calib_items(task, q.calibration.samples)
+        return calibration_items(task, q.calibration.samples)
 
     if q.runtime == "onnxruntime" and q.max_metric_drop is not None:
         return _quantize_with_fallback(onnx_path, int8_path, task, recipe, calib(), q.max_metric_drop)

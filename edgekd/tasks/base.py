@@ -84,6 +84,16 @@ def iterate_numpy(dataset: Dataset[dict[str, torch.Tensor]], names: Sequence[str
         yield {n: batch[n].numpy() for n in names}, batch
 
 
+def calibration_items(task: Task, n: int) -> list[dict[str, np.ndarray]]:
+    """The first ``n`` training items as model inputs, batch 1 each (INT8 calibration, PTQ and QAT alike)."""
+    items: list[dict[str, np.ndarray]] = []
+    for batch, _ in iterate_numpy(task.dataset("train"), task.io_spec().input_names, batch_size=1):
+        items.append(batch)
+        if len(items) >= n:
+            break
+    return items
+
+
 def torch_predict(model: nn.Module, spec: IOSpec, device: str = "cpu") -> PredictFn:
     """Wrap a torch module as a PredictFn (eval mode, no grad)."""
     model.eval()

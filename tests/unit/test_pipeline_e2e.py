@@ -147,3 +147,43 @@ def test_export_formats_write_openvino_ir_and_a_tensorrt_plan(tmp_path: Path) ->
     main(["distill-and-export", "segmentation", "--preset", "smoke", "--out", str(out), "--no-progress",
           "--set", "teacher.cache=false", "--set", "profile.enabled=false", "--set", "export.formats=[onnx]"])
     assert not list((out / "openvino").glob("student.*")) and not list((out / "tensorrt").glob("student.*"))
+
+
+def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_path: Path) -> None:
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from edgekd.distill.qat import is_qat
+    from edgekd.export.external import load_run_student
+
+    out = tmp_path / "qatft"
+    code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
+                 "--set", "teacher.cache=false", "--set", "distill.qat.mode=finetune",
+                 "--set", "distill.qat.weight_bits=4"])
+    assert code in (0, 1)
+    report = json.loads((out / "report.json").read_text())
+    assert {"onnx_fp32", "onnx_int8", "student_qat"} <= set(report["variants"])
+    steps = [s["step"] for s in json.loads((out / "manifest.json").read_text())["steps"]]
+    assert "qat_finetune" in steps and "quantize_int8" not in steps and "parity_fp32" in steps
+    assert (out / "student.onnx").is_file() and (out / "student_qat.safetensors").is_file()
+    # every quantized weight holds 4-bit levels: round(w / scale) is a multiple of 2^(8-4) within -128..112
+    m = onnx.load(str(out / "student.int8.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in m.graph.node if n.op_type == "Constant"}
+    values = inits | consts
+    checked = 0
+    for node in m.graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] not in inits or inits[node.input[0]].ndim < 2:
+            continue
+        w, scale = inits[node.input[0]], values[node.input[1]]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * w.ndim
+        if scale.size > 1:
+            shape[axis] = -1
+        k = np.round(w / scale.reshape(shape))
+        assert np.all(k % 16 == 0) and k.min() >= -128 and k.max() <= 112, node.name
+        checked += 1
+    assert checked >= 10
+    run = load_run_student(out, weights="student_qat.safetensors")  # folded, fake-quant, 4-bit: reloads
+    assert is_qat(run.module)
