@@ -105,3 +105,24 @@ def test_bad_device_is_exit_2(recipe: Path, capsys: pytest.CaptureFixture[str]) 
 
     assert main(["distill", str(recipe), "--device", "tpu:0", "--no-progress"]) == 2
     assert "--device 'tpu:0'" in capsys.readouterr().err
+
+
+def test_distill_command_qat_finetune_writes_a_low_bit_fake_quant_student(recipe: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from edgekd.cli import main
+    from edgekd.distill.qat import is_qat
+    from edgekd.weights import load_module_weights
+
+    out = tmp_path / "run"
+    assert main(["distill", str(recipe), "--out", str(out), "--no-progress", "--set", "distill.qat.mode=finetune",
+                 "--set", "distill.qat.weight_bits=4", "--set", "distill.qat.per_channel=false",
+                 "--set", "quantize.calibration.samples=16"]) == 0
+    assert "student QAT fine-tune (4-bit weights" in capsys.readouterr().out
+    assert (out / "student_kd.safetensors").is_file() and (out / "student_qat" / "last.safetensors").is_file()
+    from edgekd.distill.qat import prepare_qat
+
+    student = prepare_qat(H.TinyMLP(hidden=8), per_channel=False, weight_bits=4)
+    load_module_weights(student, out / "student_qat.safetensors")  # the fake-quant layout, per-tensor scales
+    assert is_qat(student)
+    fq = next(m for m in student.modules() if hasattr(m, "weight_fake_quant")).weight_fake_quant
+    assert fq.scale.numel() == 1 and (fq.quant_min, fq.quant_max) == (-8, 7)
