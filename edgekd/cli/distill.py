@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
         if qat is not None and qat.mode == "scratch":
             from edgekd.distill.qat import prepare_qat
 
-            prepare_qat(student, per_channel=qat.per_channel, weight_bits=qat.weight_bits)
+            prepare_qat(student, per_channel=qat.per_channel, weight_bits=qat.weight_bits,
+                        activation=qat.activation)
         res = fit(student, train_set=task.dataset("train"), input_names=spec.input_names, cfg=r.train,
                   task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight, teacher=teacher,
                   losses=r.distill.losses, val_fn=_val_fn(task), lower_is_better=task.metric.lower_is_better,

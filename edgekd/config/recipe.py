@@ -81,6 +81,9 @@ class QATConfig(Strict):
     weight_bits: int = Field(8, ge=2, le=8, description="bits of the weights (< 8: stored and run as int8 QDQ "
                                                         "holding 2^bits levels)")
     per_channel: bool = Field(True, description="one weight scale per output channel (False: per tensor)")
+    activation: Literal["uint8", "int8"] = Field(
+        "uint8", description="activation fake-quant: uint8 affine (ONNX Runtime fuses it best) or int8 symmetric "
+        "(zero point 0: the only Q/DQ TensorRT parses; needed for a TensorRT plan of the QAT model)")
     finetune_epochs: int = Field(1, ge=1, description="mode=finetune: epochs of QAT fine-tuning")
     finetune_lr_scale: float = Field(0.1, gt=0, le=1, description="mode=finetune: train.lr times this")
 

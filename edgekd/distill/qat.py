@@ -6,7 +6,8 @@ Efficient Integer-Arithmetic-Only Inference", CVPR 2018; with KD as in Mishra & 
 Choice of tooling, and why: each ``nn.Conv1d/2d/3d`` and ``nn.Linear`` is replaced in place
 (same module path, so feature taps still resolve) by a subclass that fake-quantizes
 
-- its input activation: per-tensor, unsigned 8-bit affine (quint8, 0..255), and
+- its input activation: per-tensor, unsigned 8-bit affine (quint8, 0..255; or signed symmetric
+  qint8 with ``activation="int8"``, the layout TensorRT requires), and
 - its weight: per-output-channel, signed 8-bit symmetric (qint8, zero point 0),
 - its output activation: per-tensor quint8,
 
@@ -41,7 +42,17 @@ from torch.ao.quantization import (
 _QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def activation_fake_quant() -> FakeQuantize:
+def activation_fake_quant(activation: str = "uint8") -> FakeQuantize:
+    """Per-tensor activation fake-quant: ``uint8`` affine (0..255, what ONNX Runtime fuses best) or ``int8``
+    symmetric (-128..127, zero point 0: the only Q/DQ TensorRT parses)."""
+    if activation == "int8":
+        return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
+                            qscheme=torch.per_tensor_symmetric, averaging_constant=0.01)
+    if activation != "uint8":
+        from edgekd.errors import ConfigError
+
+        raise ConfigError(f"activation={activation!r}: allowed 'uint8', 'int8'",
+                          hint="uint8 for ONNX Runtime / OpenVINO, int8 for TensorRT")
     return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=torch.quint8,
                         qscheme=torch.per_tensor_affine, averaging_constant=0.01)
 
@@ -71,10 +82,10 @@ class _QATMixin:
     weight_fake_quant: FakeQuantize
     output_fake_quant: FakeQuantize
 
-    def _init_fq(self, per_channel: bool = True, weight_bits: int = 8) -> None:
-        self.input_fake_quant = activation_fake_quant()
+    def _init_fq(self, per_channel: bool = True, weight_bits: int = 8, activation: str = "uint8") -> None:
+        self.input_fake_quant = activation_fake_quant(activation)
         self.weight_fake_quant = weight_fake_quant(per_channel, weight_bits)
-        self.output_fake_quant = activation_fake_quant()
+        self.output_fake_quant = activation_fake_quant(activation)
 
     def _op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # pragma: no cover - per subclass
         raise NotImplementedError
@@ -109,7 +120,8 @@ _QAT_CLASS: dict[type[nn.Module], type[nn.Module]] = {
     nn.Linear: QATLinear, nn.Conv1d: QATConv1d, nn.Conv2d: QATConv2d, nn.Conv3d: QATConv3d}
 
 
-def prepare_qat(model: nn.Module, *, per_channel: bool = True, weight_bits: int = 8) -> nn.Module:
+def prepare_qat(model: nn.Module, *, per_channel: bool = True, weight_bits: int = 8,
+                activation: str = "uint8") -> nn.Module:
     """Turn every Conv/Linear of ``model`` into its fake-quantized twin, in place (weights kept).
 
     Module paths are unchanged, so feature taps and state-dict prefixes still match; the new
@@ -117,12 +129,14 @@ def prepare_qat(model: nn.Module, *, per_channel: bool = True, weight_bits: int 
     ``per_channel=False`` quantizes each weight tensor with one scale (for runtimes or
     comparisons that need per-tensor weights); activations are per-tensor either way.
     ``weight_bits < 8`` trains low-bit weights (export them with :func:`bake_low_bit_weights`).
+    ``activation="int8"``: signed symmetric activations (zero point 0), which TensorRT requires.
     """
-    weight_fake_quant(per_channel, weight_bits)  # validates weight_bits before touching the model
+    weight_fake_quant(per_channel, weight_bits)  # validates weight_bits and activation before touching the model
+    activation_fake_quant(activation)
     for _name, module in list(model.named_modules()):
         if type(module) in _QAT_CLASS:
             module.__class__ = _QAT_CLASS[type(module)]  # same parameters, new forward
-            module._init_fq(per_channel, weight_bits)  # type: ignore[operator]
+            module._init_fq(per_channel, weight_bits, activation)  # type: ignore[operator]
             dev = module.weight.device  # type: ignore[union-attr]
             for sub in (module.input_fake_quant, module.weight_fake_quant, module.output_fake_quant):  # type: ignore[union-attr]
                 sub.to(dev)

@@ -58,7 +58,7 @@ def prepare_finetune(student: nn.Module, qat: QATConfig, calib: Sequence[Mapping
 
     model = copy.deepcopy(student).eval()
     folded, left = fold_batchnorm(model)
-    prepare_qat(model, per_channel=qat.per_channel, weight_bits=qat.weight_bits)
+    prepare_qat(model, per_channel=qat.per_channel, weight_bits=qat.weight_bits, activation=qat.activation)
     calibrate_qat(model, calib, input_names)
     return model, {"bn_folded": folded, "bn_left": left}
 

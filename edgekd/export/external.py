@@ -79,7 +79,7 @@ def load_run_student(run_dir: str | os.PathLike[str], *, weights: str | None = N
 
         if qat.mode == "finetune":
             fold_batchnorm(module.eval())
-        prepare_qat(module, per_channel=qat.per_channel, weight_bits=qat.weight_bits)
+        prepare_qat(module, per_channel=qat.per_channel, weight_bits=qat.weight_bits, activation=qat.activation)
     load_module_weights(module, wpath)
     module.eval()
     return RunStudent(module, task.io_spec(), task, recipe, run, wpath)

@@ -138,6 +138,32 @@ def profile_shapes(inputs: Sequence[Any], *, shapes: Mapping[str, Sequence[int]]
     return out
 
 
+def asymmetric_qdq_nodes(proto: Any) -> list[str]:
+    """Names of the Q/DQ nodes of ``proto`` that TensorRT rejects: an unsigned (uint8; also the ONNX
+    default when the zero point is omitted) or non-zero zero point. TensorRT's explicit quantization is
+    symmetric signed INT8 only (its ONNX parser asserts "zeroPt must be all zeros")."""
+    from onnx import numpy_helper
+
+    values = {i.name: i for i in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type == "Constant" and n.attribute:
+            values[n.output[0]] = n.attribute[0].t
+    bad = []
+    for n in proto.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if len(n.input) < 3 or not n.input[2]:
+            bad.append(n.name or n.output[0])
+            continue
+        zp_t = values.get(n.input[2])
+        if zp_t is None:
+            continue  # computed at run time: nothing to judge statically
+        zp = numpy_helper.to_array(zp_t)
+        if zp.dtype == np.uint8 or np.any(zp != 0):
+            bad.append(n.name or n.output[0])
+    return bad
+
+
 def write_build_plan(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, precision: str = "fp16",
                      shapes: Mapping[str, Sequence[int]] | None = None,
                      ranges: Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]] | None = None,
@@ -161,13 +187,19 @@ def write_build_plan(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLi
     if src.is_file():
         import onnx
 
-        found = sorted({n.op_type for n in onnx.load(str(src), load_external_data=False).graph.node}
-                       & _ORT_INTEGER_OPS)
+        proto = onnx.load(str(src), load_external_data=False)
+        found = sorted({n.op_type for n in proto.graph.node} & _ORT_INTEGER_OPS)
         if found:
             problems.append(
                 f"{src.name} holds ONNX Runtime integer ops ({', '.join(found)}) that TensorRT cannot parse: export "
-                "the FP32 model (student.onnx) with --precision int8 (TensorRT calibrates it) or fp16, or a QDQ "
-                "model (quantize.mode=static)")
+                "the FP32 model (student.onnx) with --precision int8 (TensorRT calibrates it) or fp16")
+        asym = asymmetric_qdq_nodes(proto)
+        if asym:
+            problems.append(
+                f"{src.name} has {len(asym)} QuantizeLinear/DequantizeLinear node(s) with an unsigned or non-zero "
+                f"zero point (e.g. {asym[0]}): TensorRT parses only symmetric signed INT8 Q/DQ (zero point 0). "
+                "Give TensorRT the FP32 model (student.onnx) with --precision int8 (it calibrates), or a model "
+                "quantized with signed symmetric activations (distill.qat.activation=int8)")
     if problems:
         raise ConfigError("invalid TensorRT build settings", problems)
     out = Path(out_dir)

@@ -29,11 +29,13 @@ def tensorrt_precision(device: DeviceConfig, recipe_name: str) -> str:
 
 
 def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *,
-                         onnx_path: Path, qdq: bool, feeds: list[dict[str, np.ndarray]],
-                         calib: list[dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+                         onnx_path: Path | None, qdq: bool, feeds: list[dict[str, np.ndarray]],
+                         calib: list[dict[str, np.ndarray]], tensorrt_note: str | None = None
+                         ) -> dict[str, dict[str, Any]]:
     """Write every format of ``recipe.export.formats`` other than ONNX; returns {format: details} with the
-    written files under ``files`` (relative to ``out_dir``). ``onnx_path`` is the model TensorRT gets;
-    ``qdq``: it is a QAT QDQ model (TensorRT builds it as explicit INT8, no calibration)."""
+    written files under ``files`` (relative to ``out_dir``). ``onnx_path`` is the model TensorRT gets (None:
+    none, ``tensorrt_note`` says why); ``qdq``: it is a QAT QDQ model with symmetric int8 Q/DQ (TensorRT
+    builds it as explicit INT8, no calibration)."""
     from edgekd.distill.qat import is_qat
 
     spec = task.io_spec()
@@ -62,6 +64,9 @@ def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: De
         elif fmt == "tensorrt":
             from edgekd.export.tensorrt import write_build_plan
 
+            if onnx_path is None:
+                done[fmt] = {"skipped": tensorrt_note or "no ONNX model for TensorRT", "files": []}
+                continue
             precision = "int8" if qdq else tensorrt_precision(device, recipe.name)
             # one optimisation profile at the task's own input sizes: batch 1..8 (opt 1: edge latency) when the
             # export has a dynamic batch; the calibration batches (batch 1) sit at the opt shape, as TensorRT needs
@@ -73,6 +78,6 @@ def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: De
                                     atol=max(par.atol, 1e-3), rtol=max(par.rtol, 1e-3))
             done[fmt] = {"files": [str(p.relative_to(out_dir)) for p in sorted(plan.parent.iterdir())
                                    if p.is_file()],
-                         "precision": precision,
+                         "precision": precision, **({"note": tensorrt_note} if tensorrt_note else {}),
                          "next": f"on the target: edgekd build-engine {plan.relative_to(out_dir)}"}
     return done

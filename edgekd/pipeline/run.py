@@ -98,7 +98,8 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
         if qat_cfg is not None and qat_scratch:
             from edgekd.distill.qat import prepare_qat
 
-            prepare_qat(kd_start, per_channel=qat_cfg.per_channel, weight_bits=qat_cfg.weight_bits)
+            prepare_qat(kd_start, per_channel=qat_cfg.per_channel, weight_bits=qat_cfg.weight_bits,
+                        activation=qat_cfg.activation)
         kd = fit(kd_start, teacher=teacher, losses=recipe.distill.losses,
                  task_loss_weight=recipe.distill.task_loss_weight, out_dir=out_dir / "train" / "student_kd",
                  desc="student KD", teacher_cache=tcache, qat=qat_scratch, **common)  # type: ignore[arg-type]
@@ -166,9 +167,10 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
         from edgekd.pipeline.formats import export_extra_formats
 
         with rec.stage("export_formats", formats=[f for f in recipe.export.formats if f != "onnx"]) as r:
+            trt_onnx, trt_note = _tensorrt_source(recipe, onnx_path, int8_path)
             exports = export_extra_formats(
-                student, task, recipe, device, out_dir, onnx_path=int8_path if qat_cfg is not None else onnx_path,
-                qdq=qat_cfg is not None,
+                student, task, recipe, device, out_dir, onnx_path=trt_onnx, qdq=trt_onnx == int8_path,
+                tensorrt_note=trt_note,
                 feeds=_test_feeds(task, recipe.export.parity.samples),
                 calib=calibration_items(task, recipe.quantize.calibration.samples))
             r.update(exports)
@@ -269,6 +271,23 @@ def _concrete_inputs(spec: Any, batch: int) -> dict[str, list[int]]:
         except EdgekdError:
             continue
     return out
+
+
+def _tensorrt_source(recipe: RecipeBase, onnx_path: Path, int8_path: Path) -> tuple[Path | None, str | None]:
+    """Which ONNX model TensorRT gets, and a note when it is not the INT8 artifact. TensorRT parses only
+    symmetric signed INT8 Q/DQ: a QAT model with int8 activations goes as it is (explicit INT8); one with
+    uint8 activations cannot, so TensorRT calibrates the FP32 student.onnx instead, or, when a QAT-from-scratch
+    run has no FP32 export, gets nothing."""
+    qat = recipe.distill.qat
+    if qat is None:
+        return onnx_path, None  # PTQ runs: TensorRT calibrates the FP32 model itself (its own INT8 scheme)
+    if qat.activation == "int8":
+        return int8_path, None
+    why = ("the QAT model's activations are uint8 (distill.qat.activation=uint8), and TensorRT parses only "
+           "symmetric int8 Q/DQ; set distill.qat.activation=int8 to give TensorRT the QAT model")
+    if qat.mode == "scratch":
+        return None, f"skipped: {why}"
+    return onnx_path, f"TensorRT gets the FP32 student.onnx and calibrates it: {why}"
 
 
 def _scratch_student(task: Any) -> Any:

@@ -97,6 +97,8 @@ def test_qat_run_ships_its_own_int8_export_and_no_ptq(tmp_path: Path) -> None:
     assert not (out / "student.onnx").exists()
     steps = [s["step"] for s in json.loads((out / "manifest.json").read_text())["steps"]]
     assert "export_onnx_qat" in steps and "quantize_int8" not in steps
+    # uint8 activations and no FP32 export: TensorRT (which parses only symmetric int8 Q/DQ) gets nothing, and says why
+    assert "distill.qat.activation=int8" in report["exports"]["tensorrt"]["skipped"]
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(out / "student.int8.onnx")).graph.node}
@@ -167,6 +169,8 @@ def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_pat
     steps = [s["step"] for s in json.loads((out / "manifest.json").read_text())["steps"]]
     assert "qat_finetune" in steps and "quantize_int8" not in steps and "parity_fp32" in steps
     assert (out / "student.onnx").is_file() and (out / "student_qat.safetensors").is_file()
+    trt = report["exports"]["tensorrt"]  # uint8 QAT activations: TensorRT calibrates the FP32 model instead
+    assert "tensorrt/student.onnx" in trt["files"] and "activation=int8" in trt["note"]
     # every quantized weight holds 4-bit levels: round(w / scale) is a multiple of 2^(8-4) within -128..112
     m = onnx.load(str(out / "student.int8.onnx"))
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}

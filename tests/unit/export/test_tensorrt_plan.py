@@ -156,3 +156,43 @@ def test_engine_builds_with_timing_cache_and_passes_parity(tmp_path: Path, onnx_
     assert again.engine.is_file()
 
 
+
+
+def test_uint8_qdq_is_refused_and_symmetric_int8_qat_qdq_is_planned(tmp_path: Path, onnx_model: Path) -> None:
+    """TensorRT parses only symmetric signed INT8 Q/DQ: ONNX Runtime's default static QDQ (uint8 activations)
+    and a QAT model with uint8 activations are refused on this host, naming the fix; a QAT model trained with
+    distill.qat.activation=int8 exports zero points of 0 only and gets its plan."""
+    from edgekd.distill.qat import prepare_qat
+    from edgekd.export.tensorrt import asymmetric_qdq_nodes
+    from edgekd.quantize.ort_static import quantize_onnx_static
+
+    rng = np.random.default_rng(0)
+    calib = [{"image": rng.random((1, 3, 8, 8), dtype=np.float32)} for _ in range(4)]
+    ptq = tmp_path / "ptq.onnx"
+    quantize_onnx_static(onnx_model, ptq, calib, preprocess=False)
+    with pytest.raises(ConfigError, match="zero point") as info:
+        write_build_plan(ptq, tmp_path / "p1", precision="int8")
+    assert "distill.qat.activation=int8" in str(info.value) and not (tmp_path / "p1").exists()
+
+    def qat_export(activation: str) -> Path:
+        torch.manual_seed(0)
+        m = prepare_qat(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)),
+                        activation=activation).eval()
+        with torch.no_grad():
+            m(torch.rand(4, 3, 8, 8))  # observers set the ranges
+        return export_onnx(m, SPEC, tmp_path / f"qat_{activation}.onnx").path
+
+    import onnx
+
+    assert asymmetric_qdq_nodes(onnx.load(str(qat_export("uint8"))))  # quint8 activations: refused
+    sym = qat_export("int8")
+    assert asymmetric_qdq_nodes(onnx.load(str(sym))) == []
+    plan = write_build_plan(sym, tmp_path / "p2", precision="int8")
+    assert plan.is_file()
+    import onnxruntime as ort  # the symmetric model runs in ONNX Runtime too
+
+    x = rng.random((2, 3, 8, 8), dtype=np.float32)
+    y = ort.InferenceSession(str(sym), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    assert y.shape == (2, 2) and np.isfinite(y).all()
+    with pytest.raises(ConfigError, match="activation='fp8'"):
+        prepare_qat(nn.Linear(2, 2), activation="fp8")
