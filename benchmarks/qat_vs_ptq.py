@@ -18,8 +18,12 @@ losses:
   control ``ft_fp32`` -> ``ft_ptq_all`` / ``ft_ptq_mm``: the same N epochs without fake
   quantization, then PTQ. Only quantization-awareness differs between the two.
 
+``qat_ft_rq`` (and ``wB_qat_ft_rq``): the same QAT weights re-quantized by ONNX Runtime static QDQ
+(``distill.qat.export: requantize``, :func:`edgekd.distill.qat.strip_qat`); ``--latency`` times the first
+seed's FP32, PTQ and QAT artifacts side by side.
+
 ``--weight-bits B`` (B < 8) swaps the 8-bit ``qat_ft`` arm for a low-bit one: ``wB_qat_ft``
-(QAT fine-tune with B-bit weights, int8 activations) vs ``wB_ptq`` (the control's weights
+(QAT fine-tune with B-bit weights, 8-bit activations) vs ``wB_ptq`` (the control's weights
 rounded to B bits, activation ranges calibrated on the calibration samples, no training); the
 same quantizer and the same exact int8 QDQ export (:func:`edgekd.distill.qat.bake_low_bit_weights`)
 for both, run by ONNX Runtime's int8 kernels. ``wB_ptq_mse`` is the stronger post-training
@@ -55,7 +59,7 @@ import numpy as np
 import torch
 
 ARMS = ("torch_fp32", "ort_fp32", "ptq_all", "ptq_mm", "qat", "ft_fp32", "ft_ptq_all", "ft_ptq_mm", "qat_ft",
-        *(f"w{b}_{a}" for b in range(2, 8) for a in ("ptq", "ptq_mse", "qat_ft")))
+        "qat_ft_rq", *(f"w{b}_{a}" for b in range(2, 8) for a in ("ptq", "ptq_mse", "qat_ft", "qat_ft_rq")))
 # Gaze sizes that keep the whole benchmark near 15 minutes on 2 shared CPU cores (measured);
 # other recipes run at their preset's sizes.
 DEFAULT_SETS = {"gaze": ["task.train_size=1500", "task.val_size=200", "task.test_size=600",
@@ -142,6 +146,8 @@ def main() -> None:
     ap.add_argument("--no-scratch-qat", dest="scratch_qat", action="store_false",
                     help="skip the arm trained with QAT from the start (it costs ~1.8x an FP32 training)")
     ap.add_argument("--out", type=Path, default=None, help="folder for artifacts and results.json (default: temp)")
+    ap.add_argument("--latency", action="store_true", help="also time the first seed's FP32, PTQ and QAT artifacts "
+                    "side by side (ONNX Runtime, batch 1, --threads, 5 interleaved sessions x 200)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -154,6 +160,7 @@ def main() -> None:
         freeze_qat,
         prepare_qat,
         set_mse_weight_scales,
+        strip_qat,
     )
     from edgekd.export.onnx import export_onnx
     from edgekd.pipeline.teacher import obtain_teacher
@@ -253,6 +260,12 @@ def main() -> None:
             name = "qat_ft" if bits == 8 else f"w{bits}_qat_ft"
             bake_low_bit_weights(freeze_qat(ft.student))
             row[name] = qdq(ft.student, d / f"{name}.onnx")
+            # distill.qat.export=requantize: the QAT weights (on their grid), re-quantized by ONNX Runtime
+            export_onnx(strip_qat(ft.student), spec, d / f"{name}_float.onnx", opset=recipe.export.opset,
+                        exporter=recipe.export.exporter, simplify=recipe.export.simplify)
+            quantize_onnx_static(d / f"{name}_float.onnx", d / f"{name}_rq.onnx", calib_feeds(task, q.samples),
+                                 method=q.method, per_channel=per_channel, percentile=q.percentile)
+            row[f"{name}_rq"] = ort_metric(task, d / f"{name}_rq.onnx", args.threads)
             ctl = fit(copy.deepcopy(base).train(), seed=seed, teacher_cache=tcache,
                       **{**common, "cfg": ft_cfg})  # type: ignore[arg-type]
             export_onnx(ctl.student, spec, d / "ft_fp32.onnx", opset=recipe.export.opset,
@@ -272,8 +285,9 @@ def main() -> None:
                 set_mse_weight_scales(low)
                 bake_low_bit_weights(freeze_qat(calibrate(low)))
                 row[f"w{bits}_ptq_mse"] = qdq(low, d / f"w{bits}_ptq_mse.onnx")
-        row["ops"] = {a: fused_ops(d / f"{a}.onnx") for a in ("ptq_all", "ptq_mm", "qat", "qat_ft",
-                                                               f"w{args.weight_bits}_qat_ft")
+        row["ops"] = {a: fused_ops(d / f"{a}.onnx") for a in ("ptq_all", "ptq_mm", "qat", "qat_ft", "qat_ft_rq",
+                                                               f"w{args.weight_bits}_qat_ft",
+                                                               f"w{args.weight_bits}_qat_ft_rq")
                       if (d / f"{a}.onnx").exists()}
         rows.append(row)
         arms = [a for a in ARMS if a in row and a not in ("torch_fp32",)]
@@ -286,23 +300,39 @@ def main() -> None:
     print(f"mean over {len(rows)} seed(s) ({task.metric.name}, test split, ORT, {len(task.dataset('test'))} images):")
     for a in arms:
         vals = [r[a] for r in rows]
-        base = "ft_fp32" if a.startswith(("ft_", "w")) or a == "qat_ft" else "ort_fp32"
+        base = "ft_fp32" if a.startswith(("ft_", "w", "qat_ft")) else "ort_fp32"
         drops = [r[a] - r[base] for r in rows]
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
         print(f"  {a:12s} {statistics.mean(vals):.3f} +- {sd:.3f}   change vs {base} {statistics.mean(drops):+.3f}")
     low = f"w{args.weight_bits}"
     if f"{low}_qat_ft" in rows[0]:
         best = [min(r[f"{low}_ptq"], r[f"{low}_ptq_mse"], key=lambda v: sign * v) for r in rows]
-        wins = sum(sign * (r[f"{low}_qat_ft"] - b) < 0 for r, b in zip(rows, best, strict=True))
-        print(f"{low}_qat_ft better than the better of {low}_ptq/{low}_ptq_mse in {wins}/{len(rows)} seeds (mean "
-              f"{statistics.mean(r[f'{low}_qat_ft'] for r in rows):.3f} vs {statistics.mean(best):.3f})")
-    for qa, prefix in (("qat", ""), ("qat_ft", "ft_")):
+        for qa in (f"{low}_qat_ft", f"{low}_qat_ft_rq"):
+            wins = sum(sign * (r[qa] - b) < 0 for r, b in zip(rows, best, strict=True))
+            print(f"{qa} better than the better of {low}_ptq/{low}_ptq_mse in {wins}/{len(rows)} seeds (mean "
+                  f"{statistics.mean(r[qa] for r in rows):.3f} vs {statistics.mean(best):.3f})")
+    for qa, prefix in (("qat", ""), ("qat_ft", "ft_"), ("qat_ft_rq", "ft_")):
         if qa not in rows[0]:
             continue
         best = [min(r[f"{prefix}ptq_all"], r[f"{prefix}ptq_mm"], key=lambda v: sign * v) for r in rows]
         wins = sum(sign * (r[qa] - b) < 0 for r, b in zip(rows, best, strict=True))
         print(f"{qa} INT8 better than the better of {prefix}ptq_all/{prefix}ptq_mm in {wins}/{len(rows)} seeds "
               f"(mean {statistics.mean(r[qa] for r in rows):.3f} vs {statistics.mean(best):.3f})")
+    if args.latency and args.finetune_epochs > 0:
+        from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
+        from edgekd.runtime import SessionOptions
+
+        d = out / f"seed{args.seeds[0]}"
+        qa = "qat_ft" if args.weight_bits == 8 else f"w{args.weight_bits}_qat_ft"
+        names = ["ft_fp32", "ft_ptq_all", "ft_ptq_mm", qa, f"{qa}_rq"]
+        feeds = next(iter(calib_feeds(task, 1)))
+        targets = [ProfileTarget(d / f"{n}.onnx", "onnxruntime", SessionOptions(threads=args.threads), feeds, label=n)
+                   for n in names]
+        reps = profile_artifacts(targets, MeasureConfig(sessions=5, iterations=200), progress=False)
+        base_ms = reps[0].latency_ms["p50"]
+        print(f"latency, seed {args.seeds[0]}'s artifacts, batch 1, {args.threads} thread(s), interleaved (p50):")
+        for n, r in zip(names, reps, strict=True):
+            print(f"  {n:16s} {r.latency_ms['p50']:.3f} ms  ({r.latency_ms['p50'] / base_ms:.2f}x ft_fp32)")
     print(f"total {time.perf_counter() - t_start:.0f} s")
     from edgekd.fileio import write_json
 

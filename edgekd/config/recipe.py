@@ -86,6 +86,26 @@ class QATConfig(Strict):
         "(zero point 0: the only Q/DQ TensorRT parses; needed for a TensorRT plan of the QAT model)")
     finetune_epochs: int = Field(1, ge=1, description="mode=finetune: epochs of QAT fine-tuning")
     finetune_lr_scale: float = Field(0.1, gt=0, le=1, description="mode=finetune: train.lr times this")
+    export: Literal["auto", "qdq", "requantize"] = Field(
+        "auto", description="qdq: the fake-quant model as it is (learnt scales around every Conv/Linear); "
+        "requantize: its weights (on their learnt grid) quantized again by ONNX Runtime static QDQ with "
+        "quantize.calibration, so every op ONNX Runtime can fuse is fused (faster on CPU); auto: requantize "
+        "with uint8 activations, qdq with int8 (TensorRT reads the learnt scales)")
+
+    @property
+    def export_kind(self) -> str:
+        """``export`` with ``auto`` resolved."""
+        if self.export != "auto":
+            return self.export
+        return "requantize" if self.activation == "uint8" else "qdq"
+
+    @model_validator(mode="after")
+    def _requantize_is_uint8(self) -> QATConfig:
+        if self.export == "requantize" and self.activation != "uint8":
+            raise ValueError("distill.qat.export='requantize' re-quantizes with ONNX Runtime's uint8 activations, "
+                             f"not distill.qat.activation={self.activation!r}: use export=qdq for int8 "
+                             "(TensorRT) activations, or activation=uint8")
+        return self
 
 
 def _qat_section(value: Any) -> Any:

@@ -214,6 +214,28 @@ def set_mse_weight_scales(model: nn.Module) -> int:
     return changed
 
 
+def strip_qat(model: nn.Module) -> nn.Module:
+    """A plain copy of a fake-quantized ``model``: every QAT module back to its torch class, its weight
+    replaced by the fake-quantized weight (the learnt grid), activations left in float. Exported and then
+    quantized post-training (ONNX Runtime static QDQ), it gives the graph ONNX Runtime fuses fully, with
+    the weights QAT adapted; ``distill.qat.export: requantize``."""
+    import copy
+
+    inverse = {v: k for k, v in _QAT_CLASS.items()}
+    plain = copy.deepcopy(model).eval()
+    for m in plain.modules():
+        if not isinstance(m, _QATMixin):
+            continue
+        with torch.no_grad():
+            m.weight_fake_quant.disable_observer()
+            weight: torch.Tensor = m.weight  # type: ignore[attr-defined,assignment]
+            weight.copy_(m.weight_fake_quant(weight))
+        for name in ("input_fake_quant", "weight_fake_quant", "output_fake_quant"):
+            delattr(m, name)
+        m.__class__ = inverse[type(m)]  # type: ignore[assignment]
+    return plain
+
+
 def export_qdq_onnx(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], path: Any, *,
                     input_names: list[str], output_names: list[str], opset: int = 17,
                     dynamic_batch: bool = True) -> None:

@@ -123,12 +123,14 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     # distill.qat.mode=finetune: the FP32 student is exported and checked as usual, then fine-tuned with fake
     # quantization (edgekd.distill.qat_finetune); that model's QDQ export is the INT8 artifact instead of PTQ.
     qat = qat_scratch
-    exported = int8_path if qat else onnx_path
     int8_student = student  # the torch model the INT8 artifact is checked against
     with rec.stage("export_onnx_qat" if qat else "export_onnx") as r:
-        res = export_onnx(student, spec, exported, opset=recipe.export.opset, exporter=recipe.export.exporter,
-                          dynamic_batch=recipe.export.dynamic_batch, simplify=recipe.export.simplify)
-        r.update(_public(res))
+        if qat:
+            r.update(_export_qat_int8(student, task, recipe, int8_path, out_dir))
+        else:
+            res = export_onnx(student, spec, onnx_path, opset=recipe.export.opset, exporter=recipe.export.exporter,
+                              dynamic_batch=recipe.export.dynamic_batch, simplify=recipe.export.simplify)
+            r.update(_public(res))
     if not qat:
         with rec.stage("parity_fp32") as r:
             parity["onnx_fp32"] = _parity(student, onnx_path, task, recipe, exact=True)
@@ -148,11 +150,8 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
                                   input_names=spec.input_names)  # type: ignore[arg-type]
                 int8_student = ft.student
                 save_module_weights(int8_student, out_dir / "student_qat.safetensors")
-                res = export_onnx(int8_student, spec, int8_path, opset=recipe.export.opset,
-                                  exporter=recipe.export.exporter, dynamic_batch=recipe.export.dynamic_batch,
-                                  simplify=recipe.export.simplify)
                 r.update({**ft.extras, "best_val": ft.best_metric, "seconds_train": round(ft.seconds, 1),
-                          "export": _public(res)})
+                          **_export_qat_int8(int8_student, task, recipe, int8_path, out_dir)})
         elif recipe.quantize.enabled:
             with rec.stage("quantize_int8", runtime=recipe.quantize.runtime,
                            method=("dynamic" if recipe.quantize.mode == "dynamic"
@@ -271,6 +270,28 @@ def _concrete_inputs(spec: Any, batch: int) -> dict[str, list[int]]:
         except EdgekdError:
             continue
     return out
+
+
+def _export_qat_int8(model: Any, task: Any, recipe: RecipeBase, int8_path: Path, out_dir: Path) -> dict[str, Any]:
+    """Write the INT8 artifact of a QAT student as ``distill.qat.export`` says: its own QDQ, or its weights
+    re-quantized by ONNX Runtime (``edgekd.distill.qat.strip_qat``)."""
+    from edgekd.export.onnx import export_onnx
+
+    qat = recipe.distill.qat
+    ex = recipe.export
+    if qat is None or qat.export_kind == "qdq":
+        return {"export": _public(export_onnx(model, task.io_spec(), int8_path, opset=ex.opset, exporter=ex.exporter,
+                                              dynamic_batch=ex.dynamic_batch, simplify=ex.simplify))}
+    from edgekd.distill.qat import strip_qat
+    from edgekd.quantize.ort_static import quantize_onnx_static
+
+    float_path = out_dir / "train" / "student_qat.float.onnx"
+    res = export_onnx(strip_qat(model), task.io_spec(), float_path, opset=ex.opset, exporter=ex.exporter,
+                      dynamic_batch=ex.dynamic_batch, simplify=ex.simplify)
+    cal = recipe.quantize.calibration
+    q = quantize_onnx_static(float_path, int8_path, calibration_items(task, cal.samples), method=cal.method,
+                             per_channel=qat.per_channel, percentile=cal.percentile)
+    return {"export": _public(res), "requantize": _public(q)}
 
 
 def _tensorrt_source(recipe: RecipeBase, onnx_path: Path, int8_path: Path) -> tuple[Path | None, str | None]:

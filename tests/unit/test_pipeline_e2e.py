@@ -2,6 +2,7 @@
 train teacher, students, export, INT8, evaluate, profile, report, manifest."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_unknown_recipe_and_device_exit_2(capsys: pytest.CaptureFixture[str]) ->
 def test_qat_run_ships_its_own_int8_export_and_no_ptq(tmp_path: Path) -> None:
     out = tmp_path / "qat"
     code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
-                 "--set", "teacher.cache=false", "--set", "distill.qat=true"])
+                 "--set", "teacher.cache=false", "--set", "distill.qat=true", "--set", "distill.qat.export=qdq"])
     assert code in (0, 1)
     report = json.loads((out / "report.json").read_text())
     assert "onnx_int8" in report["variants"] and "onnx_fp32" not in report["variants"]
@@ -162,7 +163,7 @@ def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_pat
     out = tmp_path / "qatft"
     code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
                  "--set", "teacher.cache=false", "--set", "distill.qat.mode=finetune",
-                 "--set", "distill.qat.weight_bits=4"])
+                 "--set", "distill.qat.weight_bits=4", "--set", "distill.qat.export=qdq"])
     assert code in (0, 1)
     report = json.loads((out / "report.json").read_text())
     assert {"onnx_fp32", "onnx_int8", "student_qat"} <= set(report["variants"])
@@ -191,3 +192,22 @@ def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_pat
     assert checked >= 10
     run = load_run_student(out, weights="student_qat.safetensors")  # folded, fake-quant, 4-bit: reloads
     assert is_qat(run.module)
+
+
+def test_qat_requantize_export_is_ort_static_qdq_of_the_qat_weights(tmp_path: Path) -> None:
+    import onnx
+
+    out = tmp_path / "qatrq"
+    code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
+                 "--set", "teacher.cache=false", "--set", "distill.qat=true"])  # export: auto = requantize (uint8)
+    assert code in (0, 1)
+    steps = {s["step"]: s for s in json.loads((out / "manifest.json").read_text())["steps"]}
+    assert "requantize" in steps["export_onnx_qat"] and "quantize_int8" not in steps
+    assert (out / "train" / "student_qat.float.onnx").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert math.isfinite(report["variants"]["onnx_int8"]["metric"])
+    # ONNX Runtime's own QDQ layout (uint8 activations, every quantizable op), not the fake-quant graph
+    from edgekd.export.tensorrt import asymmetric_qdq_nodes
+
+    m = onnx.load(str(out / "student.int8.onnx"))
+    assert asymmetric_qdq_nodes(m) and any(n.op_type == "QuantizeLinear" for n in m.graph.node)

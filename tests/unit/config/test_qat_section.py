@@ -31,3 +31,16 @@ def test_bad_qat_fields_are_all_reported() -> None:
     text = str(exc.value)
     for field in ("distill.qat.weight_bits", "distill.qat.mode", "distill.qat.finetune_lr_scale"):
         assert field in text, text
+
+
+def test_requantize_needs_uint8_activations() -> None:
+    with pytest.raises(ConfigError, match="export='requantize'.*activation='int8'"):
+        load_recipe("segmentation", ["distill.qat.export=requantize", "distill.qat.activation=int8"])
+    assert load_recipe("segmentation", ["distill.qat.export=requantize"]).distill.qat.export == "requantize"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("sets", "kind"), [
+    ([], "requantize"), (["distill.qat.activation=int8"], "qdq"), (["distill.qat.export=qdq"], "qdq")])
+def test_export_auto_follows_the_activation_type(sets: list[str], kind: str) -> None:
+    qat = load_recipe("segmentation", ["distill.qat=true", *sets]).distill.qat
+    assert qat is not None and qat.export_kind == kind

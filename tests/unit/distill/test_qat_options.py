@@ -101,3 +101,26 @@ def test_mse_weight_scales_lower_the_rounding_error_and_bake_exactly() -> None:
         bake_low_bit_weights(mse)
         with torch.no_grad():
             assert torch.equal(mse(x), before)
+
+
+def test_strip_qat_gives_plain_modules_with_weights_on_the_learnt_grid() -> None:
+    from edgekd.distill.qat import freeze_qat, is_qat, strip_qat
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 1, 8, 8, generator=g)
+    net = prepare_qat(_net(), weight_bits=4).eval()
+    net(x)
+    freeze_qat(net)
+    plain = strip_qat(net)
+    assert not is_qat(plain) and is_qat(net)  # the QAT model itself is untouched
+    assert type(plain[0]) is nn.Conv2d and type(plain[4]) is nn.Linear
+    for i in (0, 4):
+        w = plain[i].weight.detach()
+        assert torch.equal(w, net[i].weight_fake_quant(net[i].weight).detach())
+        levels = (w / net[i].weight_fake_quant.scale.view(-1, *([1] * (w.dim() - 1)))).round()
+        assert all(torch.unique(row).numel() <= 16 for row in levels.reshape(w.shape[0], -1))
+    for mod in (net[0], net[4]):  # with activation fake-quant off, the two compute the same
+        mod.input_fake_quant.disable_fake_quant()
+        mod.output_fake_quant.disable_fake_quant()
+    with torch.no_grad():
+        assert torch.allclose(plain(x), net(x), atol=1e-6)
