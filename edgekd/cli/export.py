@@ -38,6 +38,9 @@ def register(app: typer.Typer) -> None:
                                                    "1e-4)")] = None,
         rtol: Annotated[float | None, typer.Option("--rtol", help="parity tolerance (default: the recipe's, or "
                                                    "1e-3)")] = None,
+        weights: Annotated[str | None, typer.Option("--weights", help="run folders: the weights file to export "
+                                                    "(default student_kd.safetensors; a QAT fine-tune run also has "
+                                                    "student_qat.safetensors)")] = None,
     ) -> None:
         """Export SOURCE to --format and check the artifact's outputs against the source.
 
@@ -51,15 +54,16 @@ def register(app: typer.Typer) -> None:
         res = export_source(source, format_, out, opset=opset, exporter=exporter, simplify=simplify,
                             dynamic_batch=not static_batch, input_shapes=shapes, profiles=ranges, precision=precision,
                             max_batch=max_batch, workspace_mb=workspace_mb, calib=calib, calib_count=calib_count,
-                            atol=atol, rtol=rtol)
+                            atol=atol, rtol=rtol, weights=weights)
         for note in res.notes:
             console.print(f"note: {note}", highlight=False)
         for a in res.artifacts:
             console.print(f"wrote {a}", highlight=False)
         if res.parity:
             outs = "; ".join(f"{o['name']}: max abs {o['max_abs_diff']:.2g}" for o in res.parity["outputs"])
+            verdict = "passed" if res.parity.get("passed", True) else "measured"
             console.print(f"parity vs {'torch' if res.source_kind == 'run' else 'the original ONNX (onnxruntime)'}: "
-                          f"passed ({outs})", highlight=False)
+                          f"{verdict} ({outs})", highlight=False)
         if res.format == "tensorrt":
             plan = res.artifacts[-1]
             console.print(f"next: copy {plan.parent} to the GPU host and run `edgekd build-engine {plan}`",

@@ -308,7 +308,7 @@ def _tensorrt_source(recipe: RecipeBase, onnx_path: Path, int8_path: Path) -> tu
            "symmetric int8 Q/DQ; set distill.qat.activation=int8 to give TensorRT the QAT model")
     if qat.mode == "scratch":
         return None, f"skipped: {why}"
-    return onnx_path, f"TensorRT gets the FP32 student.onnx and calibrates it: {why}"
+    return onnx_path, f"TensorRT gets the FP32 student.onnx (INT8 precision: TensorRT calibrates it): {why}"
 
 
 def _scratch_student(task: Any) -> Any:

@@ -192,6 +192,12 @@ def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_pat
     assert checked >= 10
     run = load_run_student(out, weights="student_qat.safetensors")  # folded, fake-quant, 4-bit: reloads
     assert is_qat(run.module)
+    # and `edgekd export RUN --weights student_qat.safetensors` writes it as QDQ
+    assert main(["export", str(out), "--format", "onnx", "--out", str(tmp_path / "qat.onnx"),
+                 "--weights", "student_qat.safetensors"]) == 0
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(tmp_path / "qat.onnx")).graph.node)
+    assert main(["export", str(out / "student.onnx"), "--format", "onnx", "--out", str(tmp_path / "x.onnx"),
+                 "--weights", "student_qat.safetensors"]) == 2  # --weights is for run folders
 
 
 def test_qat_requantize_export_is_ort_static_qdq_of_the_qat_weights(tmp_path: Path) -> None:
