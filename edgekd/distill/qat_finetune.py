@@ -7,8 +7,8 @@ sec. 3.2) folds BatchNorm first and fine-tunes briefly at a small learning rate.
 1. copy the student and fold each Conv + BatchNorm (:mod:`edgekd.distill.fold_bn`): the tensors
    fake-quantized in training are then the ones the integer runtime will hold;
 2. :func:`edgekd.distill.qat.prepare_qat` at the section's weight bits and granularity;
-3. calibrate: one eval-mode forward over the calibration items (concatenated, so the min/max
-   observers start from the ranges of all of them, as post-training calibration would);
+3. calibrate: eval-mode forwards of the float model over the calibration items, the observers set to
+   the min/max over all of them, as post-training min/max calibration does;
 4. :func:`edgekd.distill.loop.fit` for ``finetune_epochs`` at ``lr * finetune_lr_scale`` without
    warm-up, with the same task loss, teacher and distillation terms as the FP32 run.
 
@@ -31,18 +31,55 @@ from edgekd.distill.loop import FitResult
 from edgekd.errors import ConfigError
 
 
-def calibrate_qat(model: nn.Module, items: Sequence[Mapping[str, np.ndarray]], input_names: Sequence[str]) -> None:
-    """Set the observers' ranges of a fake-quantized ``model`` from ``items`` (batch-1 feeds), in one forward."""
+def calibrate_qat(model: nn.Module, items: Sequence[Mapping[str, np.ndarray]], input_names: Sequence[str], *,
+                  chunk: int = 64) -> None:
+    """Set the observers' ranges of a fake-quantized ``model`` to the min/max over all ``items`` (batch-1
+    feeds), as post-training min/max calibration would, forwarding ``chunk`` items at a time (memory)."""
+    from torch.ao.quantization import FakeQuantize
+
     if not items:
         raise ConfigError("QAT fine-tuning got no calibration items",
                           hint="set quantize.calibration.samples >= 1 (the training split must not be empty)")
-    batch = [torch.from_numpy(np.concatenate([np.asarray(it[n]) for it in items])) for n in input_names]
+    if chunk < 1:
+        raise ConfigError(f"chunk={chunk}: must be >= 1", hint="e.g. chunk=64")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    fqs = [m for m in model.modules() if isinstance(m, FakeQuantize) and bool(m.observer_enabled[0])]
+    # observe the float activations, as post-training calibration does (and so chunking changes nothing)
+    fake_on = {fq: bool(fq.fake_quant_enabled[0]) for fq in fqs}
+    for fq in fqs:
+        fq.disable_fake_quant()
+    # each chunk's own range (averaging constant 1), combined here into the min/max over all chunks
+    saved = {fq: fq.activation_post_process.averaging_constant for fq in fqs
+             if hasattr(fq.activation_post_process, "averaging_constant")}
+    for fq in saved:
+        fq.activation_post_process.averaging_constant = 1.0
+    lo: dict[FakeQuantize, torch.Tensor] = {}
+    hi: dict[FakeQuantize, torch.Tensor] = {}
     was = model.training
     model.eval()  # BatchNorms left unfolded keep their statistics; FakeQuantize observes in any mode
-    with torch.no_grad():
-        model(*(b.to(device) for b in batch))
-    model.train(was)
+    try:
+        with torch.no_grad():
+            for start in range(0, len(items), chunk):
+                part = items[start:start + chunk]
+                model(*(torch.from_numpy(np.concatenate([np.asarray(it[n]) for it in part])).to(device)
+                        for n in input_names))
+                for fq in fqs:
+                    obs = fq.activation_post_process
+                    lo[fq] = torch.minimum(lo[fq], obs.min_val) if fq in lo else obs.min_val.clone()
+                    hi[fq] = torch.maximum(hi[fq], obs.max_val) if fq in hi else obs.max_val.clone()
+            for fq in fqs:
+                obs = fq.activation_post_process
+                obs.min_val.copy_(lo[fq])
+                obs.max_val.copy_(hi[fq])
+                scale, zero_point = fq.calculate_qparams()
+                fq.scale.resize_(scale.shape).copy_(scale)
+                fq.zero_point.resize_(zero_point.shape).copy_(zero_point)
+    finally:
+        for fq, c in saved.items():
+            fq.activation_post_process.averaging_constant = c
+        for fq, on in fake_on.items():
+            fq.enable_fake_quant(on)
+        model.train(was)
 
 
 def qat_finetune_config(train: TrainConfig, qat: QATConfig) -> TrainConfig:

