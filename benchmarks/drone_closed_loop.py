@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from _timing import time_interleaved
 
-from edgekd.config import load_recipe
 from edgekd.fileio import write_json
 from edgekd.tasks import build_task
 from edgekd.tasks.base import torch_predict
@@ -38,6 +37,7 @@ from edgekd.tasks.drone.dagger import run_dagger
 from edgekd.tasks.drone.models import macs, param_count
 from edgekd.tasks.drone.plots import plot_trajectories
 from edgekd.tasks.drone.teacher import CentroidController, controller_predict
+from edgekd.tasks.recipe import load_recipe
 
 
 def train_student(task: Any, recipe: Any, *, kd: bool, width: float | None = None, progress: bool = False) -> Any:

@@ -58,10 +58,9 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(max(1, args.threads))
-    from edgekd.config import load_recipe
-    from edgekd.export.iospec import IOSpec, TensorSpec
     from edgekd.export.onnx import export_onnx
     from edgekd.fileio import write_json
+    from edgekd.iospec import IOSpec, TensorSpec
     from edgekd.quantize.ort_static import COMPUTE_OPS, quantize_onnx_static
     from edgekd.runtime import SessionOptions, get_runtime
     from edgekd.runtime.predict import session_predict
@@ -70,6 +69,7 @@ def main() -> None:
     from edgekd.tasks.drone import segmenter as seg
     from edgekd.tasks.drone.models import macs, param_count
     from edgekd.tasks.drone.teacher import IBVSTeacher, controller_predict, fit_boxes
+    from edgekd.tasks.recipe import load_recipe
     from edgekd.weights import load_module_weights, save_module_weights
 
     overrides = ["task.ibvs.segmenter=learned", *args.overrides]

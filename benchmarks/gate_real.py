@@ -36,7 +36,7 @@ class OrtSession:
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
-        from edgekd.export.iospec import TensorSpec
+        from edgekd.iospec import TensorSpec
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1

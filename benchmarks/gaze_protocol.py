@@ -150,8 +150,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
 
 def latency(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, Any]:
-    from edgekd.export.iospec import IOSpec, TensorSpec
     from edgekd.export.onnx import export_onnx
+    from edgekd.iospec import IOSpec, TensorSpec
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
     from edgekd.quantize.ort_dynamic import quantize_onnx_dynamic
     from edgekd.quantize.ort_static import quantize_onnx_static

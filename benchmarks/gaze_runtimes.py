@@ -15,7 +15,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgekd.config import load_recipe
 from edgekd.export.onnx import export_onnx
 from edgekd.pipeline.evaluate import evaluate_all
 from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
@@ -26,6 +25,7 @@ from edgekd.runtime import SessionOptions, get_runtime
 from edgekd.runtime.predict import session_predict
 from edgekd.tasks import build_task
 from edgekd.tasks.base import iterate_numpy
+from edgekd.tasks.recipe import load_recipe
 from edgekd.weights import load_module_weights
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

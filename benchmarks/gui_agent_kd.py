@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgekd.config import load_recipe
 from edgekd.fileio import write_json
 from edgekd.tasks import build_task
 from edgekd.tasks.base import torch_predict
+from edgekd.tasks.recipe import load_recipe
 from edgekd.weights import load_module_weights
 
 SPLITS = ("test", "test_paraphrase", "test_clutter")
@@ -57,7 +57,7 @@ def run_seed(seed: int, preset: str, sets: list[str], out: Path, teacher_ckpt: P
 
 def _recipe_of(run_dir: Path) -> Any:
     """The resolved recipe a run recorded in its manifest."""
-    from edgekd.config.recipe import recipe_model
+    from edgekd.tasks.recipe import recipe_model
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     return recipe_model().model_validate(manifest["recipe_config"])

@@ -66,10 +66,10 @@ def bare_block(sess: Any, feeds: dict[str, np.ndarray], n: int) -> list[float]:
 def build_models(folder: Path, det_size: int) -> list[tuple[str, Path, dict[str, np.ndarray]]]:
     import torch
 
-    from edgekd.config.recipe import load_recipe
     from edgekd.export.onnx import export_onnx
     from edgekd.quantize.ort_static import quantize_onnx_static
     from edgekd.tasks import build_task
+    from edgekd.tasks.recipe import load_recipe
 
     recipe = load_recipe("gaze")
     task = build_task(recipe.task, recipe.seed)

@@ -27,12 +27,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    from edgekd.config import load_recipe
     from edgekd.quantize.ort_static import quantize_onnx_static
     from edgekd.runtime import SessionOptions, get_runtime
     from edgekd.runtime.predict import session_predict
     from edgekd.tasks import build_task
     from edgekd.tasks.base import iterate_numpy
+    from edgekd.tasks.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     task = build_task(recipe.task, recipe.seed)

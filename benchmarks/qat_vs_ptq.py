@@ -10,8 +10,8 @@ losses:
   sample count from the train split): ``ptq_all`` (every op type ONNX Runtime can quantize:
   what the pipeline ships) and ``ptq_mm`` (Conv/MatMul/Gemm only: the op set QAT quantizes);
 - ``qat``: distilled with fake quantization from the start (``fit(..., qat=True)``, see
-  :mod:`edgekd.distill.qat`: per-tensor uint8 activations, int8 weights, around every
-  Conv/Linear), exported as QDQ ONNX with :func:`edgekd.distill.qat.export_qdq_onnx` (scales
+  :mod:`edgekd.quantize.fake_quant`: per-tensor uint8 activations, int8 weights, around every
+  Conv/Linear), exported as QDQ ONNX with :func:`edgekd.quantize.fake_quant.export_qdq_onnx` (scales
   learnt in training, no calibration); ``--no-scratch-qat`` skips it;
 - ``qat_ft`` (``--finetune-epochs N``, default 1): the FP32 student fine-tuned N more epochs at
   lr/10 with fake quantization (QAT from trained weights, as Jacob et al. 2018 do), and its
@@ -19,13 +19,13 @@ losses:
   quantization, then PTQ. Only quantization-awareness differs between the two.
 
 ``qat_ft_rq`` (and ``wB_qat_ft_rq``): the same QAT weights re-quantized by ONNX Runtime static QDQ
-(``distill.qat.export: requantize``, :func:`edgekd.distill.qat.strip_qat`); ``--latency`` times the first
+(``distill.qat.export: requantize``, :func:`edgekd.quantize.fake_quant.strip_qat`); ``--latency`` times the first
 seed's FP32, PTQ and QAT artifacts side by side.
 
 ``--weight-bits B`` (B < 8) swaps the 8-bit ``qat_ft`` arm for a low-bit one: ``wB_qat_ft``
 (QAT fine-tune with B-bit weights, 8-bit activations) vs ``wB_ptq`` (the control's weights
 rounded to B bits, activation ranges calibrated on the calibration samples, no training); the
-same quantizer and the same exact int8 QDQ export (:func:`edgekd.distill.qat.bake_low_bit_weights`)
+same quantizer and the same exact int8 QDQ export (:func:`edgekd.quantize.fake_quant.bake_low_bit_weights`)
 for both, run by ONNX Runtime's int8 kernels. ``wB_ptq_mse`` is the stronger post-training
 baseline: weight scales chosen by rounding MSE (:mod:`edgekd.quantize.weight_range`, Nagel et al.
 2021 sec. 3.4.1), then activation ranges calibrated; QAT is judged against the better of the two.
@@ -151,10 +151,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from edgekd.config.recipe import load_recipe
     from edgekd.distill.fold_bn import fold_batchnorm
     from edgekd.distill.loop import fit
-    from edgekd.distill.qat import (
+    from edgekd.export.onnx import export_onnx
+    from edgekd.pipeline.teacher import obtain_teacher
+    from edgekd.quantize.fake_quant import (
         bake_low_bit_weights,
         export_qdq_onnx,
         freeze_qat,
@@ -162,10 +163,9 @@ def main() -> None:
         set_mse_weight_scales,
         strip_qat,
     )
-    from edgekd.export.onnx import export_onnx
-    from edgekd.pipeline.teacher import obtain_teacher
     from edgekd.quantize.ort_static import COMPUTE_OPS, quantize_onnx_static
     from edgekd.tasks import build_task
+    from edgekd.tasks.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, [*DEFAULT_SETS.get(args.recipe, []), *args.sets], preset=args.preset)
     tmp_ctx = tempfile.TemporaryDirectory(prefix="edgekd-qat-vs-ptq-") if args.out is None else None

@@ -110,7 +110,7 @@ def build_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     import torch
 
     if args.onnx:
-        from edgekd.export.iospec import parse_input_shapes
+        from edgekd.iospec import parse_input_shapes
 
         shapes = parse_input_shapes(args.input or [])
         if len(shapes) != 1:
@@ -118,8 +118,8 @@ def build_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         (name, shape), = shapes.items()
         return None, Path(args.onnx), name, shape, Path(args.onnx).name
     if args.recipe:
-        from edgekd.config import load_recipe
         from edgekd.tasks import build_task
+        from edgekd.tasks.recipe import load_recipe
 
         r = load_recipe(args.recipe)
         task = build_task(r.task, r.seed)
@@ -147,8 +147,8 @@ def export(student, name: str, shape: tuple[int, ...], path: Path) -> None:  # t
     import torch
 
     try:
-        from edgekd.export.iospec import IOSpec, TensorSpec
         from edgekd.export.onnx import export_onnx  # the export helper's exporter, when present
+        from edgekd.iospec import IOSpec, TensorSpec
 
         out = student(torch.rand(*shape))
         outs = out if isinstance(out, (tuple, list)) else (out,)

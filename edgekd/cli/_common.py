@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,3 +25,16 @@ def print_error(exc: BaseException) -> None:
     kind = type(exc).__name__ if isinstance(exc, EdgekdError) else "error"
     err_console.print(f"[bold red]{kind}:[/] {msg}", markup=True, highlight=False) if sys.stderr.isatty() \
         else print(f"{kind}: {msg}", file=sys.stderr)
+
+
+def install_run_loader(*paths: Path | str | None) -> None:
+    """Let the torch runtime rebuild a run folder's student (it lives in the tasks layer, above the runtime).
+
+    Imported only when a path is a run folder or a .safetensors file: the task packages pull in torch and
+    every task, which profiling an .onnx file does not need.
+    """
+    for p in paths:
+        if p is not None and (Path(p).is_dir() or str(p).endswith(".safetensors")):
+            import edgekd.tasks.run_student  # noqa: F401  (installs the loader on import)
+
+            return

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from edgekd.cli._common import console
-        from edgekd.config import load_recipe
+        from edgekd.tasks.recipe import load_recipe
 
         r = load_recipe(recipe, overrides=set_ or [], preset=preset)  # validated before anything heavy
         dev = _torch_device(device)
@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from edgekd.distill.loop import fit
-        from edgekd.distill.qat import is_qat
         from edgekd.pipeline.teacher import _val_fn, obtain_teacher
+        from edgekd.quantize.fake_quant import is_qat
         from edgekd.tasks import build_task
         from edgekd.weights import save_module_weights
 
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         student = task.build_student().to(dev)
         qat = r.distill.qat
         if qat is not None and qat.mode == "scratch":
-            from edgekd.distill.qat import prepare_qat
+            from edgekd.quantize.fake_quant import prepare_qat
 
             prepare_qat(student, per_channel=qat.per_channel, weight_bits=qat.weight_bits,
                         activation=qat.activation)

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         device, bad calibration file)."""
         from edgekd.cli._common import console
         from edgekd.errors import ConfigError
-        from edgekd.export.iospec import parse_input_shapes
+        from edgekd.iospec import parse_input_shapes
         from edgekd.profile.estimate import Machine, estimate
 
         shapes = parse_input_shapes(list(inputs or ()))

@@ -46,8 +46,9 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 written and checked, 2 bad input or environment (or a parity failure)."""
         from edgekd.cli._common import console
-        from edgekd.export.dispatch import export_source, parse_profiles
-        from edgekd.export.iospec import parse_input_shapes
+        from edgekd.export.dispatch import parse_profiles
+        from edgekd.iospec import parse_input_shapes
+        from edgekd.pipeline.export_source import export_source
 
         shapes = parse_input_shapes(input_ or [])
         ranges = parse_profiles(profile or [])

@@ -89,6 +89,9 @@ def register(app: typer.Typer) -> None:
                 cand_rep, base_rep = ProfileReport.load(candidate), ProfileReport.load(baseline)
                 checks += compare_reports(cand_rep, base_rep, cfg, model=model, device=dev_label)
             else:
+                from edgekd.cli._common import install_run_loader
+
+                install_run_loader(candidate, baseline)
                 rc, cand_rep, _ = remeasure(candidate, baseline, cfg, threads=threads, inputs=tuple(inputs or ()),
                                             iterations=iterations, progress=progress, model=model,
                                             device=dev_label)

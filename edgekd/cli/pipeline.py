@@ -27,8 +27,9 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from edgekd.cli._common import console
-        from edgekd.config import load_device, load_recipe
+        from edgekd.config import load_device
         from edgekd.errors import EXIT_GATE_FAILED
+        from edgekd.tasks.recipe import load_recipe
 
         # Validate everything before anything heavy happens.
         r = load_recipe(recipe, overrides=set_ or [], preset=preset)

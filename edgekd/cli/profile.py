@@ -49,10 +49,11 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 done, 2 bad input or environment (missing file, not a model, runtime missing, shape that
         does not fit, unreachable host, unknown host key), 4 invalid run with --fail-invalid."""
-        from edgekd.cli._common import console
+        from edgekd.cli._common import console, install_run_loader
         from edgekd.profile.local import LocalProfileRequest
         from edgekd.profile.report import InvalidRunError
 
+        install_run_loader(artifact)
         req = LocalProfileRequest(artifact=artifact, runtime=runtime, device=device, precision=precision,
                                   threads=threads, inputs=tuple(inputs or ()), sessions=sessions,
                                   iterations=iterations, warmup_s=warmup_s, warmup_iters=warmup_iters,

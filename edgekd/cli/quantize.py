@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 written, 2 bad input or environment."""
         from edgekd.cli._common import console, err_console
-        from edgekd.export.iospec import parse_input_shapes
+        from edgekd.iospec import parse_input_shapes
         from edgekd.quantize.compare import format_agreement
         from edgekd.quantize.external import parse_hw, quantize_external
 

@@ -6,11 +6,11 @@ from edgekd.config.recipe import (
     RecipeBase,
     TaskConfigBase,
     TrainConfig,
-    load_recipe,
+    load_recipe_as,
     recipe_hash,
 )
 
 __all__ = [
     "Budget", "DeviceConfig", "LossConfigBase", "RecipeBase", "TaskConfigBase", "TrainConfig",
-    "list_devices", "load_device", "load_recipe", "recipe_hash",
+    "list_devices", "load_device", "load_recipe_as", "recipe_hash",
 ]

@@ -5,7 +5,6 @@ loss config classes (``kind:`` selects one), built when the registries are loade
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -67,7 +66,7 @@ class TeacherConfig(Strict):
 
 
 class QATConfig(Strict):
-    """Quantization-aware distillation (:mod:`edgekd.distill.qat`): the student trains with fake
+    """Quantization-aware distillation (:mod:`edgekd.quantize.fake_quant`): the student trains with fake
     quantization against the full-precision teacher; its QDQ export is the INT8 artifact (no PTQ).
 
     In a recipe, ``distill.qat: true`` is this section with its defaults; ``false`` (or
@@ -226,14 +225,15 @@ def _tagged(classes: list[type[BaseModel]]) -> Any:
     return Annotated[Union[tuple(classes)], Field(discriminator="kind")]  # noqa: UP007
 
 
-@functools.cache
-def recipe_model() -> type[RecipeBase]:
-    """The recipe model with task and loss unions over everything registered."""
-    from edgekd.distill.losses import LOSSES
-    from edgekd.tasks import TASKS
+def compose_recipe_model(task_classes: list[type[BaseModel]],
+                         loss_classes: list[type[BaseModel]]) -> type[RecipeBase]:
+    """The recipe model with tagged unions over the given task and loss config classes.
 
-    loss_union = _tagged(LOSSES.config_classes())
-    task_union = _tagged(TASKS.config_classes())
+    The config layer knows no task or loss: a higher layer (``edgekd.tasks.recipe``) passes in every
+    registered class, so the schema is closed over exactly what is installed.
+    """
+    loss_union = _tagged(loss_classes)
+    task_union = _tagged(task_classes)
     distill_model = create_model(
         "DistillConfig", __base__=DistillConfigBase,
         losses=(list[loss_union], Field(default_factory=list)),  # type: ignore[valid-type]
@@ -262,9 +262,10 @@ def resolve_recipe_path(name_or_path: str | Path, recipes_dir: Path | None = Non
                            hint="list recipes with `edgekd recipes`, or pass a path to a YAML file")
 
 
-def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None,
-                preset: str | None = None) -> RecipeBase:
-    """Read, apply the preset and ``--set`` overrides, validate. Every problem is reported at once."""
+def load_recipe_as(model: type[RecipeBase], name_or_path: str | Path, overrides: list[str] | None = None,
+                   preset: str | None = None) -> RecipeBase:
+    """Read, apply the preset and ``--set`` overrides, validate against ``model``. Every problem is reported
+    at once. Most callers want ``edgekd.tasks.recipe.load_recipe``, which supplies the composed model."""
     from edgekd.errors import ConfigError
 
     path = resolve_recipe_path(name_or_path)
@@ -286,7 +287,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None,
     raw = apply_overrides(raw, overrides)
     if chosen is None or chosen in ("", "none"):
         raw["preset"] = None
-    return validate(recipe_model(), raw, str(path))
+    return validate(model, raw, str(path))
 
 
 def _preset_from(raw: dict[str, Any], overrides: list[str]) -> str | None:
@@ -312,5 +313,5 @@ def recipe_hash(recipe: BaseModel) -> str:
 __all__ = [
     "CalibrationConfig", "DistillConfigBase", "ExportConfig", "LossConfigBase", "ParityConfig",
     "ProfileConfig", "QuantizeConfig", "RecipeBase", "Strict", "TaskConfigBase", "TeacherConfig",
-    "TrainConfig", "load_recipe", "read_yaml", "recipe_hash", "recipe_model", "resolve_recipe_path",
+    "TrainConfig", "compose_recipe_model", "load_recipe_as", "read_yaml", "recipe_hash", "resolve_recipe_path",
 ]

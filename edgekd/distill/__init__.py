@@ -17,9 +17,9 @@ from edgekd.distill.api import distill, load_student, train_config
 from edgekd.distill.cache import IndexedDataset, TeacherCache
 from edgekd.distill.hooks import FeatureTaps, module_paths
 from edgekd.distill.loop import FitResult, fit
-from edgekd.distill.qat import export_qdq_onnx, freeze_qat, prepare_qat
 from edgekd.distill.teachers import CallableTeacher, EnsembleTeacher, ModuleTeacher, as_teacher
 from edgekd.distill.terms import LossTerm, StepContext, TapProbe
+from edgekd.quantize.fake_quant import export_qdq_onnx, freeze_qat, prepare_qat
 
 
 def __getattr__(name: str) -> Any:

@@ -75,7 +75,7 @@ def distill(teacher: nn.Module | Callable[..., Any] | None, student: nn.Module, 
 def load_student(student: nn.Module, path: str | Path) -> nn.Module:
     """Load the student weights saved by a run (``best.safetensors`` or ``last.safetensors``).
 
-    For a QAT run, call :func:`edgekd.distill.qat.prepare_qat` on the fresh student first.
+    For a QAT run, call :func:`edgekd.quantize.fake_quant.prepare_qat` on the fresh student first.
     """
     from edgekd.distill.checkpoint import load_weights
 

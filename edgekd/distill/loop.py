@@ -115,7 +115,7 @@ def fit(student: nn.Module, *, train_set: Dataset, input_names: Sequence[str], c
     seed_everything(seed)
     student.to(device)
     if qat:
-        from edgekd.distill.qat import prepare_qat
+        from edgekd.quantize.fake_quant import prepare_qat
 
         student = prepare_qat(student)
     amp = resolve_amp(cfg.amp, device)

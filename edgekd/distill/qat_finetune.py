@@ -6,7 +6,7 @@ sec. 3.2) folds BatchNorm first and fine-tunes briefly at a small learning rate.
 
 1. copy the student and fold each Conv + BatchNorm (:mod:`edgekd.distill.fold_bn`): the tensors
    fake-quantized in training are then the ones the integer runtime will hold;
-2. :func:`edgekd.distill.qat.prepare_qat` at the section's weight bits and granularity;
+2. :func:`edgekd.quantize.fake_quant.prepare_qat` at the section's weight bits and granularity;
 3. calibrate: eval-mode forwards of the float model over the calibration items, the observers set to
    the min/max over all of them, as post-training min/max calibration does;
 4. :func:`edgekd.distill.loop.fit` for ``finetune_epochs`` at ``lr * finetune_lr_scale`` without
@@ -91,7 +91,7 @@ def prepare_finetune(student: nn.Module, qat: QATConfig, calib: Sequence[Mapping
                      input_names: Sequence[str]) -> tuple[nn.Module, dict[str, int]]:
     """Steps 1-3 of the module docstring: a calibrated fake-quant copy of ``student`` and the fold counts."""
     from edgekd.distill.fold_bn import fold_batchnorm
-    from edgekd.distill.qat import prepare_qat
+    from edgekd.quantize.fake_quant import prepare_qat
 
     model = copy.deepcopy(student).eval()
     folded, left = fold_batchnorm(model)

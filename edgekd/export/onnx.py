@@ -28,8 +28,8 @@ from typing import Any, Literal
 import numpy as np
 
 from edgekd.errors import ConfigError, ExportError
-from edgekd.export.iospec import IOSpec
 from edgekd.fileio import sha256_file
+from edgekd.iospec import IOSpec
 
 EXTERNAL_DATA_BYTES = int(1.8 * 1024**3)
 Exporter = Literal["auto", "dynamo", "torchscript"]
@@ -126,7 +126,7 @@ def export_onnx(model: Any, spec: IOSpec, path: str | os.PathLike[str], *, opset
 
 
 def _prepare_qat_export(model: Any, exporter: str, opset: int) -> tuple[str | None, Any, Any]:
-    """For a quantization-aware student (:mod:`edgekd.distill.qat`): freeze its observers, so the
+    """For a quantization-aware student (:mod:`edgekd.quantize.fake_quant`): freeze its observers, so the
     learnt scales are constants (tracing dummy inputs must not move them), and say why the
     TorchScript exporter is used. Returns (reason or None for an ordinary model, a function that
     puts the observers back as they were, so exporting mid-training changes nothing, the module to
@@ -135,7 +135,7 @@ def _prepare_qat_export(model: Any, exporter: str, opset: int) -> tuple[str | No
 
     from torch.ao.quantization import FakeQuantize
 
-    from edgekd.distill.qat import bake_low_bit_weights, freeze_qat, has_low_bit_weights, is_qat
+    from edgekd.quantize.fake_quant import bake_low_bit_weights, freeze_qat, has_low_bit_weights, is_qat
 
     if not is_qat(model):
         return None, lambda: None, model
@@ -164,7 +164,7 @@ def _prepare_qat_export(model: Any, exporter: str, opset: int) -> tuple[str | No
 
 def _export_spec(spec: IOSpec, dynamic_batch: bool) -> IOSpec:
     """The spec to export with: dim 0 named 'batch' (dynamic) or fixed to 1; other dims as given."""
-    from edgekd.export.iospec import TensorSpec
+    from edgekd.iospec import TensorSpec
 
     def fix(t: TensorSpec) -> TensorSpec:
         if not t.shape:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import ConfigError, ExportError
-from edgekd.export.iospec import IOSpec
 from edgekd.fileio import sha256_file
+from edgekd.iospec import IOSpec
 from edgekd.runtime.openvino import import_openvino
 
 
@@ -137,8 +137,7 @@ def check_openvino_parity(model: Any, spec: IOSpec, xml: str | os.PathLike[str],
     from edgekd.export.parity import check_parity
     from edgekd.runtime.base import SessionOptions
     from edgekd.runtime.openvino import RUNTIME
-    from edgekd.runtime.predict import session_predict
-    from edgekd.tasks.base import torch_predict
+    from edgekd.runtime.predict import session_predict, torch_predict
 
     sess = RUNTIME.load(Path(xml), SessionOptions(threads=threads, precision="fp32"))
     feeds = list(feeds) if feeds is not None else [spec.dummy_inputs(seed=s) for s in (1, 2)]

@@ -58,7 +58,7 @@ def remeasure(candidate: Path, baseline: Path, cfg: RegressionConfig, *, runtime
               model: str = "", device: str = "") -> tuple[list[Check], Any, Any]:
     """Measure both model files here, interleaved (A B, B A, ...), adding rounds while INCONCLUSIVE.
     Returns (checks, candidate report, baseline report)."""
-    from edgekd.export.iospec import parse_input_shapes
+    from edgekd.iospec import parse_input_shapes
     from edgekd.profile.local import build_feeds, check_artifact, infer_runtime
     from edgekd.profile.protocol import InterleavedRun, MeasureConfig, ProfileTarget, load_session
     from edgekd.runtime.base import SessionOptions

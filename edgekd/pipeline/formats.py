@@ -36,7 +36,7 @@ def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: De
     written files under ``files`` (relative to ``out_dir``). ``onnx_path`` is the model TensorRT gets (None:
     none, ``tensorrt_note`` says why); ``qdq``: it is a QAT QDQ model with symmetric int8 Q/DQ (TensorRT
     builds it as explicit INT8, no calibration)."""
-    from edgekd.distill.qat import is_qat
+    from edgekd.quantize.fake_quant import is_qat
 
     spec = task.io_spec()
     par = recipe.export.parity

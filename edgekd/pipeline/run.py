@@ -96,7 +96,7 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     with rec.stage("student_kd", losses=[lc.kind for lc in recipe.distill.losses]):
         kd_start = task.build_student()
         if qat_cfg is not None and qat_scratch:
-            from edgekd.distill.qat import prepare_qat
+            from edgekd.quantize.fake_quant import prepare_qat
 
             prepare_qat(kd_start, per_channel=qat_cfg.per_channel, weight_bits=qat_cfg.weight_bits,
                         activation=qat_cfg.activation)
@@ -274,7 +274,7 @@ def _concrete_inputs(spec: Any, batch: int) -> dict[str, list[int]]:
 
 def _export_qat_int8(model: Any, task: Any, recipe: RecipeBase, int8_path: Path, out_dir: Path) -> dict[str, Any]:
     """Write the INT8 artifact of a QAT student as ``distill.qat.export`` says: its own QDQ, or its weights
-    re-quantized by ONNX Runtime (``edgekd.distill.qat.strip_qat``)."""
+    re-quantized by ONNX Runtime (``edgekd.quantize.fake_quant.strip_qat``)."""
     from edgekd.export.onnx import export_onnx
 
     qat = recipe.distill.qat
@@ -282,7 +282,7 @@ def _export_qat_int8(model: Any, task: Any, recipe: RecipeBase, int8_path: Path,
     if qat is None or qat.export_kind == "qdq":
         return {"export": _public(export_onnx(model, task.io_spec(), int8_path, opset=ex.opset, exporter=ex.exporter,
                                               dynamic_batch=ex.dynamic_batch, simplify=ex.simplify))}
-    from edgekd.distill.qat import strip_qat
+    from edgekd.quantize.fake_quant import strip_qat
     from edgekd.quantize.ort_static import quantize_onnx_static
 
     float_path = out_dir / "train" / "student_qat.float.onnx"

@@ -122,7 +122,7 @@ class LocalProfileRequest:
 
 def profile_file(req: LocalProfileRequest, *, progress: bool = True) -> Any:
     """Validate, profile (and optionally run the per-layer pass); returns the ProfileReport (unsaved)."""
-    from edgekd.export.iospec import parse_input_shapes
+    from edgekd.iospec import parse_input_shapes
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, load_session, profile_artifacts
 
     artifact = Path(req.artifact)

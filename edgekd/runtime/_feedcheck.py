@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekd.export.iospec import TensorSpec
+from edgekd.iospec import TensorSpec
 from edgekd.runtime.base import check_feeds
 
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgekd.export.iospec import TensorSpec
+from edgekd.iospec import TensorSpec
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import BackendUnavailableError, ConfigError, ProfileError
-from edgekd.export.iospec import TensorSpec
+from edgekd.iospec import TensorSpec
 from edgekd.runtime._feedcheck import FeedChecker
 from edgekd.runtime.base import SessionOptions, check_feeds
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import BackendUnavailableError, ConfigError, DependencyMissingError, ProfileError
-from edgekd.export.iospec import TensorSpec
+from edgekd.iospec import TensorSpec
 from edgekd.runtime._feedcheck import FeedChecker
 from edgekd.runtime.base import SessionOptions, check_feeds
 

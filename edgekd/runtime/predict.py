@@ -1,13 +1,26 @@
-"""Turn any Session into a PredictFn, so task metrics score every runtime with the same code."""
+"""The one way to run a model as a ``PredictFn`` (numpy feeds by name -> outputs in order).
+
+Task metrics score every artifact through a PredictFn, so the very same code scores PyTorch, ONNX Runtime,
+OpenVINO and TensorRT. torch is imported inside the torch helpers only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekd.iospec import IOSpec
 from edgekd.runtime.base import Session
-from edgekd.tasks.base import PredictFn
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+# numpy inputs by name -> outputs in io_spec order
+PredictFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
 
 
 def session_predict(session: Session) -> PredictFn:
@@ -29,5 +42,30 @@ def session_predict(session: Session) -> PredictFn:
                 arr = arr.astype(spec.dtype)
             ready[name] = arr
         return session.run(ready)
+
+    return predict
+
+
+def iterate_numpy(dataset: Dataset[dict[str, torch.Tensor]], names: Sequence[str],
+                  batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], dict[str, Any]]]:
+    """Batches of (numpy model inputs by name, the full torch batch), for metric code."""
+    from torch.utils.data import DataLoader
+
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        yield {n: batch[n].numpy() for n in names}, batch
+
+
+def torch_predict(model: nn.Module, spec: IOSpec, device: str = "cpu") -> PredictFn:
+    """Wrap a torch module as a PredictFn (eval mode, no grad)."""
+    import torch
+
+    model.eval()
+
+    @torch.no_grad()
+    def predict(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in spec.input_names]
+        out = model(*args)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return [o.detach().float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy() for o in outs]
 
     return predict

@@ -12,14 +12,14 @@ Two ways in:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekd.errors import ConfigError, ProfileError
-from edgekd.export.iospec import IOSpec, TensorSpec
+from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.runtime.base import SessionOptions, check_feeds
 
 
@@ -90,8 +90,6 @@ class TorchEagerRuntime:
         return True, torch.__version__
 
     def load(self, artifact: Path, options: SessionOptions) -> TorchSession:
-        from edgekd.export.external import load_run_student
-
         path = Path(artifact)
         if not path.exists():
             raise ProfileError(f"torch: {str(path)!r} does not exist",
@@ -104,8 +102,23 @@ class TorchEagerRuntime:
                                    hint="the torch runtime loads a run folder or its student_*.safetensors; "
                                         "profile .onnx files with --runtime onnxruntime")
             run_dir, weights = path.parent, path.name
-        run = load_run_student(run_dir, weights=weights)
-        return TorchSession(run.module, run.spec, options, f"{run_dir.name}/{run.weights.name}")
+        if _RUN_LOADER is None:
+            raise ProfileError("torch: no run-folder loader is installed in this process",
+                               hint="import edgekd.tasks.run_student (the CLI does) before loading a run folder")
+        module, spec, weights_path = _RUN_LOADER(run_dir, weights)
+        return TorchSession(module, spec, options, f"{run_dir.name}/{weights_path.name}")
+
+
+# Rebuilding a run's student needs its task (a higher layer). The tasks layer installs the loader when it is
+# imported, so this runtime stays below it: (run folder, weights file name or None) -> (module, spec, weights).
+RunLoader = Callable[[Path, "str | None"], "tuple[Any, IOSpec, Path]"]
+_RUN_LOADER: RunLoader | None = None
+
+
+def set_run_loader(loader: RunLoader) -> None:
+    """Install the function that rebuilds a run folder's student (``edgekd.tasks.run_student`` does)."""
+    global _RUN_LOADER
+    _RUN_LOADER = loader
 
 
 RUNTIME = TorchEagerRuntime()

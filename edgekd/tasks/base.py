@@ -15,7 +15,7 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,10 +25,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from edgekd.config.recipe import TaskConfigBase
-from edgekd.export.iospec import IOSpec
+from edgekd.iospec import IOSpec
+from edgekd.runtime.predict import PredictFn, iterate_numpy, torch_predict
 
-# numpy inputs by name -> outputs in io_spec order
-PredictFn = Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]]
 # the teacher of an analytic task: batch inputs (torch, positional) -> outputs
 TeacherFn = Callable[..., Any]
 
@@ -75,15 +74,6 @@ class Task(Protocol):
         ...
 
 
-def iterate_numpy(dataset: Dataset[dict[str, torch.Tensor]], names: Sequence[str],
-                  batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]]:
-    """Batches of (numpy model inputs by name, the full torch batch), for metric code."""
-    from torch.utils.data import DataLoader
-
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        yield {n: batch[n].numpy() for n in names}, batch
-
-
 def calibration_items(task: Task, n: int) -> list[dict[str, np.ndarray]]:
     """The first ``n`` training items as model inputs, batch 1 each (INT8 calibration, PTQ and QAT alike)."""
     items: list[dict[str, np.ndarray]] = []
@@ -94,15 +84,5 @@ def calibration_items(task: Task, n: int) -> list[dict[str, np.ndarray]]:
     return items
 
 
-def torch_predict(model: nn.Module, spec: IOSpec, device: str = "cpu") -> PredictFn:
-    """Wrap a torch module as a PredictFn (eval mode, no grad)."""
-    model.eval()
-
-    @torch.no_grad()
-    def predict(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(device) for n in spec.input_names]
-        out = model(*args)
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        return [o.detach().float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy() for o in outs]
-
-    return predict
+__all__ = ["EvalResult", "MetricSpec", "PredictFn", "Task", "TeacherFn", "calibration_items", "iterate_numpy",
+           "torch_predict"]

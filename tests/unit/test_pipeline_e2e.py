@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from edgekd.cli import main
-from edgekd.config import load_recipe
 from edgekd.paths import recipes_dir
+from edgekd.tasks.recipe import load_recipe
 
 RECIPES = sorted(p.stem for p in recipes_dir().glob("*.yaml"))
 VARIANTS = ("teacher", "student_alone", "student_kd", "onnx_fp32", "onnx_int8")
@@ -157,8 +157,8 @@ def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_pat
     import onnx
     from onnx import numpy_helper
 
-    from edgekd.distill.qat import is_qat
-    from edgekd.export.external import load_run_student
+    from edgekd.quantize.fake_quant import is_qat
+    from edgekd.tasks.run_student import load_run_student
 
     out = tmp_path / "qatft"
     code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from edgekd.errors import UnknownNameError
-from edgekd.export.iospec import IOSpec, TensorSpec
+from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn
 from edgekd.tasks.drone import closed_loop, record, sim
 from edgekd.tasks.drone.augment import augment

@@ -244,7 +244,7 @@ def load_checkpoint(path: Path) -> tuple[GazeNet, tuple[int, int] | None, dict[s
     """(student, its input size (H, W) when known, provenance). ``path`` is an edgekd run folder of the
     gaze recipe (manifest.json + student weights) or a .safetensors file of a gaze network."""
     if path.is_dir():
-        from edgekd.export.external import load_run_student
+        from edgekd.tasks.run_student import load_run_student
 
         run = load_run_student(path)
         if getattr(run.recipe.task, "kind", None) != "gaze" or not isinstance(run.module, GazeNet):
@@ -304,9 +304,9 @@ def personalize_folder(checkpoint: Path, images_dir: Path, labels_file: Path, ou
 
 
 def _export(model: GazeNet, path: Path, images: np.ndarray, opset: int, exporter: str) -> Path:
-    from edgekd.export.iospec import IOSpec, TensorSpec
     from edgekd.export.onnx import export_onnx
     from edgekd.export.parity import check_parity
+    from edgekd.iospec import IOSpec, TensorSpec
     from edgekd.runtime import SessionOptions, get_runtime
     from edgekd.runtime.predict import session_predict
     from edgekd.tasks.base import torch_predict

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from edgekd.errors import ConfigError, UnknownNameError
-from edgekd.export.iospec import IOSpec, TensorSpec
+from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, iterate_numpy
 from edgekd.tasks.gui_agent import data, models
 from edgekd.tasks.gui_agent import tokens as T

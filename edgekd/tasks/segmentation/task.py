@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from edgekd.errors import ConfigError, UnknownNameError
-from edgekd.export.iospec import IOSpec, TensorSpec
+from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, iterate_numpy
 from edgekd.tasks.segmentation import loaders, metric, models, synth
 from edgekd.tasks.segmentation.config import SegmentationTaskConfig

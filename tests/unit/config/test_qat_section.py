@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgekd.config.recipe import load_recipe
 from edgekd.errors import ConfigError
+from edgekd.tasks.recipe import load_recipe
 
 
 @pytest.mark.parametrize(("sets", "expect"), [

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.config import list_devices, load_device, load_recipe
+from edgekd.config import list_devices, load_device
 from edgekd.paths import devices_dir, recipes_dir
+from edgekd.tasks.recipe import load_recipe
 
 RECIPES = sorted(recipes_dir().glob("*.yaml"))
 DEVICES = list_devices()

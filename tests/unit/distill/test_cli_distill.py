@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from edgekd.config.recipe import TaskConfigBase, recipe_model
-from edgekd.export.iospec import IOSpec, TensorSpec
+from edgekd.config.recipe import TaskConfigBase
+from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.tasks import TASKS
 from edgekd.tasks.base import EvalResult, MetricSpec, iterate_numpy
+from edgekd.tasks.recipe import recipe_model
 
 _spec = importlib.util.spec_from_file_location("_engine_helpers", Path(__file__).with_name("_engine_helpers.py"))
 H = importlib.util.module_from_spec(_spec)
@@ -110,7 +111,7 @@ def test_bad_device_is_exit_2(recipe: Path, capsys: pytest.CaptureFixture[str]) 
 def test_distill_command_qat_finetune_writes_a_low_bit_fake_quant_student(recipe: Path, tmp_path: Path,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from edgekd.cli import main
-    from edgekd.distill.qat import is_qat
+    from edgekd.quantize.fake_quant import is_qat
     from edgekd.weights import load_module_weights
 
     out = tmp_path / "run"
@@ -119,7 +120,7 @@ def test_distill_command_qat_finetune_writes_a_low_bit_fake_quant_student(recipe
                  "--set", "quantize.calibration.samples=16"]) == 0
     assert "student QAT fine-tune (4-bit weights" in capsys.readouterr().out
     assert (out / "student_kd.safetensors").is_file() and (out / "student_qat" / "last.safetensors").is_file()
-    from edgekd.distill.qat import prepare_qat
+    from edgekd.quantize.fake_quant import prepare_qat
 
     student = prepare_qat(H.TinyMLP(hidden=8), per_channel=False, weight_bits=4)
     load_module_weights(student, out / "student_qat.safetensors")  # the fake-quant layout, per-tensor scales

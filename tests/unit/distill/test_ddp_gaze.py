@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
     import json, sys, torch
     from pathlib import Path
     torch.set_num_threads(1)
-    from edgekd.config.recipe import load_recipe
+    from edgekd.tasks.recipe import load_recipe
     from edgekd.distill import ddp
     from edgekd.distill.loop import fit
     from edgekd.tasks import build_task

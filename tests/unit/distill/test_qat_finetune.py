@@ -10,9 +10,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from edgekd.config.recipe import QATConfig, TrainConfig
-from edgekd.distill.qat import is_qat, prepare_qat
 from edgekd.distill.qat_finetune import calibrate_qat, qat_finetune
 from edgekd.errors import ConfigError
+from edgekd.quantize.fake_quant import is_qat, prepare_qat
 
 
 def _net() -> nn.Module:

@@ -12,7 +12,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from edgekd.distill.qat import export_qdq_onnx, prepare_qat
+from edgekd.quantize.fake_quant import export_qdq_onnx, prepare_qat
 
 
 def _net() -> nn.Module:
@@ -49,8 +49,8 @@ def test_per_tensor_weights_train_and_export(tmp_path: Path) -> None:
 def test_low_bit_weights_bake_into_an_exact_int8_qdq_graph(tmp_path: Path) -> None:
     import pytest
 
-    from edgekd.distill.qat import bake_low_bit_weights, freeze_qat
     from edgekd.errors import ConfigError
+    from edgekd.quantize.fake_quant import bake_low_bit_weights, freeze_qat
 
     g = torch.Generator().manual_seed(2)
     x = torch.rand(6, 1, 8, 8, generator=g)
@@ -76,7 +76,7 @@ def test_low_bit_weights_bake_into_an_exact_int8_qdq_graph(tmp_path: Path) -> No
 
 
 def test_mse_weight_scales_lower_the_rounding_error_and_bake_exactly() -> None:
-    from edgekd.distill.qat import bake_low_bit_weights, freeze_qat, set_mse_weight_scales
+    from edgekd.quantize.fake_quant import bake_low_bit_weights, freeze_qat, set_mse_weight_scales
 
     g = torch.Generator().manual_seed(3)
     x = torch.rand(6, 1, 8, 8, generator=g)
@@ -104,7 +104,7 @@ def test_mse_weight_scales_lower_the_rounding_error_and_bake_exactly() -> None:
 
 
 def test_strip_qat_gives_plain_modules_with_weights_on_the_learnt_grid() -> None:
-    from edgekd.distill.qat import freeze_qat, is_qat, strip_qat
+    from edgekd.quantize.fake_quant import freeze_qat, is_qat, strip_qat
 
     g = torch.Generator().manual_seed(4)
     x = torch.rand(6, 1, 8, 8, generator=g)

@@ -31,8 +31,8 @@ HAS_OV = importlib.util.find_spec("openvino") is not None
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run as the pipeline leaves it: student weights + manifest with the resolved recipe."""
-    from edgekd.config.recipe import recipe_model
     from edgekd.tasks import build_task
+    from edgekd.tasks.recipe import recipe_model
     from edgekd.weights import save_module_weights
 
     recipe = recipe_model().model_validate({

@@ -14,8 +14,8 @@ from torch import nn
 
 from edgekd.errors import ConfigError, ExportError
 from edgekd.export import onnx as onnx_export
-from edgekd.export.iospec import IOSpec, TensorSpec
 from edgekd.export.onnx import export_onnx
+from edgekd.iospec import IOSpec, TensorSpec
 
 SPEC = IOSpec((TensorSpec("image", ("batch", 3, 12, 12)),), (TensorSpec("logits", ("batch", 3)),))
 

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from torch.ao.quantization import FakeQuantize
 
-from edgekd.distill.qat import prepare_qat
 from edgekd.errors import ConfigError
-from edgekd.export.iospec import IOSpec, TensorSpec
 from edgekd.export.onnx import export_onnx
+from edgekd.iospec import IOSpec, TensorSpec
+from edgekd.quantize.fake_quant import prepare_qat
 
 SPEC = IOSpec(inputs=(TensorSpec("image", ("batch", 1, 8, 8), "float32", 0.0, 1.0),),
               outputs=(TensorSpec("y", ("batch", 3), "float32"),))
@@ -69,10 +69,10 @@ def test_qat_student_with_dynamo_or_old_opset_is_a_config_error(tmp_path: Path) 
 def test_run_folder_of_a_qat_run_loads_its_fake_quant_student(tmp_path: Path) -> None:
     import json
 
-    from edgekd.config.recipe import recipe_model
-    from edgekd.distill.qat import is_qat
-    from edgekd.export.external import load_run_student
+    from edgekd.quantize.fake_quant import is_qat
     from edgekd.tasks import build_task
+    from edgekd.tasks.recipe import recipe_model
+    from edgekd.tasks.run_student import load_run_student
     from edgekd.weights import save_module_weights
 
     recipe = recipe_model().model_validate({

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import ConfigError, ParityError
-from edgekd.export.iospec import IOSpec, TensorSpec
+from edgekd.iospec import IOSpec, TensorSpec
 
 ov = pytest.importorskip("openvino", reason="the openvino extra is not installed (pip install 'edgekd[openvino]')")
 pytestmark = pytest.mark.openvino

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from edgekd.errors import ConfigError, DependencyMissingError
-from edgekd.export.iospec import IOSpec, TensorSpec
 from edgekd.export.onnx import export_onnx
 from edgekd.export.tensorrt import BuildPlan, load_npz_batches, profile_shapes, write_build_plan
 from edgekd.fileio import sha256_file
+from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.quantize.calibration import ModelInput
 
 SPEC = IOSpec((TensorSpec("image", ("batch", 3, 8, 8)),), (TensorSpec("y", ("batch", 2)),))
@@ -162,8 +162,8 @@ def test_uint8_qdq_is_refused_and_symmetric_int8_qat_qdq_is_planned(tmp_path: Pa
     """TensorRT parses only symmetric signed INT8 Q/DQ: ONNX Runtime's default static QDQ (uint8 activations)
     and a QAT model with uint8 activations are refused on this host, naming the fix; a QAT model trained with
     distill.qat.activation=int8 exports zero points of 0 only and gets its plan."""
-    from edgekd.distill.qat import prepare_qat
     from edgekd.export.tensorrt import asymmetric_qdq_nodes
+    from edgekd.quantize.fake_quant import prepare_qat
     from edgekd.quantize.ort_static import quantize_onnx_static
 
     rng = np.random.default_rng(0)

@@ -4,10 +4,10 @@ import importlib.util
 
 import pytest
 
-from edgekd.config import load_recipe
 from edgekd.config.device import load_device
 from edgekd.errors import ConfigError
 from edgekd.pipeline.capability import check_capabilities
+from edgekd.tasks.recipe import load_recipe
 
 
 def _without_openvino(monkeypatch: pytest.MonkeyPatch) -> None:

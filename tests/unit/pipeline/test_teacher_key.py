@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgekd.config import load_recipe
 from edgekd.pipeline.teacher import teacher_cache_key
+from edgekd.tasks.recipe import load_recipe
 
 
 def test_student_only_fields_share_the_teacher() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.config.recipe import load_recipe
 from edgekd.pipeline.run import _tensorrt_source
+from edgekd.tasks.recipe import load_recipe
 
 FP32, INT8 = Path("student.onnx"), Path("student.int8.onnx")
 

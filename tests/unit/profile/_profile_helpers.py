@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekd.export.iospec import TensorSpec
+from edgekd.iospec import TensorSpec
 from edgekd.runtime.base import SessionOptions, check_feeds
 
 

@@ -150,7 +150,7 @@ def test_onnx_through_the_runtime_and_save_load_roundtrip(tmp_path: Path, ort_ba
 def test_from_module_profiles_torch_eager() -> None:
     import torch
 
-    from edgekd.export.iospec import IOSpec, TensorSpec
+    from edgekd.iospec import IOSpec, TensorSpec
 
     spec = IOSpec((TensorSpec("x", ("batch", 4)),), (TensorSpec("y", ("batch", 2)),))
     feeds = spec.dummy_inputs({"batch": 1})

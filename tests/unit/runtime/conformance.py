@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from edgekd.errors import EdgekdError, ProfileError
-from edgekd.export.iospec import IOSpec, TensorSpec
 from edgekd.export.parity import check_parity
+from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.runtime.base import Session, SessionOptions
 from edgekd.runtime.predict import session_predict
 from edgekd.tasks.base import torch_predict

@@ -127,8 +127,8 @@ def test_weights_round_trip_and_missing_file(learned_cfg: DroneTaskConfig, train
 
 
 def test_recipe_keeps_the_classical_segmenter_and_rejects_unknown_ones() -> None:
-    from edgekd.config import load_recipe
     from edgekd.tasks import build_task
+    from edgekd.tasks.recipe import load_recipe
 
     r = load_recipe("drone", preset="smoke")
     assert r.task.ibvs.segmenter == "classical"  # type: ignore[attr-defined]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from edgekd.config import load_recipe
 from edgekd.errors import UnknownNameError
 from edgekd.paths import recipes_dir
 from edgekd.tasks import build_task
@@ -14,6 +13,7 @@ from edgekd.tasks.base import torch_predict
 from edgekd.tasks.drone.config import DroneTaskConfig
 from edgekd.tasks.drone.task import DroneTask
 from edgekd.tasks.drone.teacher import IBVSTeacher, controller_predict
+from edgekd.tasks.recipe import load_recipe
 
 
 def test_recipe_builds_the_drone_task_with_every_preset() -> None:

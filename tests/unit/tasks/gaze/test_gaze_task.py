@@ -136,7 +136,7 @@ def test_task_evaluate_and_loss() -> None:
 
 
 def test_recipe_loads_with_gaze_task() -> None:
-    from edgekd.config import load_recipe
+    from edgekd.tasks.recipe import load_recipe
 
     r = load_recipe(Path(__file__).resolve().parents[4] / "recipes" / "gaze.yaml")
     assert r.task.kind == "gaze" and r.preset == "quick"

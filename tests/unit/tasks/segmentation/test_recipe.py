@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from edgekd.config import load_recipe
 from edgekd.distill.losses import LOSSES
 from edgekd.distill.losses.acam import ACAMConfig
 from edgekd.distill.terms import TapProbe
 from edgekd.tasks import build_task
+from edgekd.tasks.recipe import load_recipe
 
 
 @pytest.mark.parametrize("preset", ["quick", "smoke", "full"])

@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 from edgekd.config.recipe import TrainConfig
 from edgekd.distill.loop import fit
 from edgekd.distill.losses.hinton_kd import HintonKDConfig
-from edgekd.distill.qat import QATConv2d, QATLinear, export_qdq_onnx, is_qat, prepare_qat
 from edgekd.errors import ConfigError
+from edgekd.quantize.fake_quant import QATConv2d, QATLinear, export_qdq_onnx, is_qat, prepare_qat
 
 
 def _cnn(width: int) -> nn.Module:
