@@ -228,112 +228,23 @@ def quantize_onnx_static(
     ``op_types`` restricts which op types get QDQ (default: every type ONNX Runtime can quantize);
     ``COMPUTE_OPS`` (Conv/MatMul/Gemm only) avoids Q/DQ pairs around cheap elementwise ops.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data, save_tensors_data
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+    from onnxruntime.quantization import CalibrationMethod
 
     t0 = time.perf_counter()
-    _check_args(method, activation, weight, percentile, num_bins)
-    import inspect
-
-    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
-        import onnxruntime
-
-        # The ranges computed here (entropy with num_bins, one calibration for many fallback
-        # trials) reach the quantizer through this parameter.
-        raise QuantizationError(
-            f"onnxruntime {onnxruntime.__version__} has no calibration_cache_path in quantize_static",
-            hint="pip install -U 'onnxruntime>=1.32'")
     model, out = Path(model), Path(out)
-    if not model.is_file():
-        raise ConfigError(f"model {str(model)!r} does not exist", hint="give the path of an .onnx file")
-    if out.suffix != ".onnx":
-        raise ConfigError(f"--out {str(out)!r}: an ONNX Runtime INT8 artifact must end in .onnx",
-                          hint=f"use --out {out.with_suffix('.onnx')}")
-    check_not_quantized(model)
+    op_types = _check_request(model, out, method, activation, weight, percentile, num_bins, op_types)
     cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[method]
-    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-    all_ops = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
-    if op_types is not None:
-        bad = [o for o in op_types if o not in all_ops]
-        if bad:
-            raise UnknownNameError("op type to quantize", bad[0], all_ops)
-    op_types = list(op_types) if op_types is not None else all_ops
-
     with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as tmp_s:
         tmp = Path(tmp_s)
-        prepared = tmp / "prepared.onnx"
-        if preprocess:
-            steps = prepare_for_quantization(model, prepared)
-        else:
-            shutil.copyfile(model, prepared)
-            steps = ["no pre-processing (preprocess=False)"]
-        names = [n.name for n in _load(prepared).graph.node]
-        unknown = [n for n in exclude_nodes if n not in names]
-        if unknown:
-            raise UnknownNameError("node to exclude", unknown[0], names,
-                                   hint="node names are those of the prepared model (edgekd.quantize.ort_static."
-                                        "compute_nodes lists the Conv/MatMul/Gemm ones)")
-
+        prepared, steps = _prepare(model, tmp, preprocess, exclude_nodes)
         cache = Path(calibration_cache) if calibration_cache is not None else tmp / "calib.json"
-        batches = 0
-        if cache.is_file():
-            tensors = load_tensors_data(cache)
-            if tensors.calibration_method != cal_method:
-                raise QuantizationError(
-                    f"calibration cache {str(cache)!r} was made with {tensors.calibration_method}, not {method!r}",
-                    hint="delete the cache or use the method it was made with")
-        else:
-            if calib is None:
-                raise QuantizationError("no calibration data and no calibration cache",
-                                        hint="pass calibration feeds (--calib DIR) or an existing cache")
-            reader = FeedReader(calib, model_inputs(prepared), limit=max_batches)
-            extra: dict[str, object] = {}
-            if method == "minmax":
-                extra = {"symmetric": activation == "int8"}
-            elif method == "entropy":
-                extra = {"symmetric": activation == "int8", "num_bins": num_bins, "num_quantized_bins": 128}
-            else:
-                # Asymmetric percentiles suit uint8 activations: a ReLU output keeps its full [0, b] range.
-                extra = {"symmetric": activation == "int8", "num_bins": num_bins, "percentile": percentile}
-            with _quiet():
-                calibrator = create_calibrator(prepared, op_types, augmented_model_path=str(tmp / "augmented.onnx"),
-                                               calibrate_method=cal_method, extra_options=extra)
-                if not reader.has_next():
-                    raise QuantizationError("the calibration data is empty",
-                                            hint="give at least one calibration batch (--calib DIR)")
-                while reader.has_next():
-                    calibrator.collect_data(ChunkReader(reader, _CHUNK))
-                if method == "entropy":
-                    # ORT's threshold search loops in Python over every bin (~0.5 s per tensor at
-                    # 2048 bins); the same search, vectorised per candidate, is much faster.
-                    tensors = _entropy_tensors_data(calibrator.collector.histogram_dict, 128, cal_method)
-                else:
-                    tensors = calibrator.compute_data()
-                if method != "minmax":
-                    # Never clip a model output: a detection map's few text pixels near 1.0 are
-                    # outliers to KL/percentile, and clipping them at e.g. 0.4 erases every
-                    # detection after a 0.5 threshold (measured: map IoU 0.0 on PP-OCR).
-                    tensors = _observed_range_for(tensors, calibrator.collector.histogram_dict,
-                                                  [o.name for o in _load(prepared).graph.output], cal_method)
-            batches = reader.count
-            save_tensors_data(tensors, cache)
-            del calibrator
-
+        batches = _calibrate_to_cache(prepared, tmp, cache, calib, op_types, cal_method, method=method,
+                                      activation=activation, num_bins=num_bins, percentile=percentile,
+                                      max_batches=max_batches)
         quantized = tmp / "quantized.onnx"
-        try:
-            with _quiet():
-                quantize_static(
-                    str(prepared), str(quantized), None, quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
-                    per_channel=per_channel, reduce_range=False, activation_type=qtype[activation],
-                    weight_type=qtype[weight], nodes_to_exclude=list(exclude_nodes), calibrate_method=cal_method,
-                    calibration_cache_path=str(cache),
-                )
-        except Exception as exc:  # ORT raises bare exceptions; name the model and what to try
-            raise QuantizationError(
-                f"ONNX Runtime could not quantize {str(model)!r}: {type(exc).__name__}: {exc}",
-                hint="exclude the failing node (exclude_nodes) or try --method minmax") from exc
+        _quantize_with_cache(model, prepared, quantized, cache, op_types, cal_method, per_channel=per_channel,
+                             activation=activation, weight=weight, exclude_nodes=exclude_nodes)
         q_nodes, fp32_compute = _quantized_nodes(quantized)
         with atomic_path(out) as dst:
             shutil.copyfile(quantized, dst)
@@ -346,6 +257,122 @@ def quantize_onnx_static(
                   "num_bins": num_bins if method != "minmax" else None},
         prepare_steps=steps,
     )
+
+
+def _check_request(model: Path, out: Path, method: str, activation: str, weight: str, percentile: float,
+                   num_bins: int, op_types: Sequence[str] | None) -> list[str]:
+    """Every argument checked before any work; returns the op types to quantize."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    _check_args(method, activation, weight, percentile, num_bins)
+    if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
+        import onnxruntime
+
+        # The ranges computed here (entropy with num_bins, one calibration for many fallback
+        # trials) reach the quantizer through this parameter.
+        raise QuantizationError(
+            f"onnxruntime {onnxruntime.__version__} has no calibration_cache_path in quantize_static",
+            hint="pip install -U 'onnxruntime>=1.32'")
+    if not model.is_file():
+        raise ConfigError(f"model {str(model)!r} does not exist", hint="give the path of an .onnx file")
+    if out.suffix != ".onnx":
+        raise ConfigError(f"--out {str(out)!r}: an ONNX Runtime INT8 artifact must end in .onnx",
+                          hint=f"use --out {out.with_suffix('.onnx')}")
+    check_not_quantized(model)
+    all_ops = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+    if op_types is not None:
+        bad = [o for o in op_types if o not in all_ops]
+        if bad:
+            raise UnknownNameError("op type to quantize", bad[0], all_ops)
+    return list(op_types) if op_types is not None else all_ops
+
+
+def _prepare(model: Path, tmp: Path, preprocess: bool, exclude_nodes: Sequence[str]) -> tuple[Path, list[str]]:
+    """The model ready for calibration (pre-processed unless told not to); excluded node names checked on it."""
+    prepared = tmp / "prepared.onnx"
+    if preprocess:
+        steps = prepare_for_quantization(model, prepared)
+    else:
+        shutil.copyfile(model, prepared)
+        steps = ["no pre-processing (preprocess=False)"]
+    names = [n.name for n in _load(prepared).graph.node]
+    unknown = [n for n in exclude_nodes if n not in names]
+    if unknown:
+        raise UnknownNameError("node to exclude", unknown[0], names,
+                               hint="node names are those of the prepared model (edgekd.quantize.ort_static."
+                                    "compute_nodes lists the Conv/MatMul/Gemm ones)")
+    return prepared, steps
+
+
+def _calibrate_to_cache(prepared: Path, tmp: Path, cache: Path, calib: Iterable[Mapping[str, np.ndarray]] | None,
+                        op_types: list[str], cal_method: Any, *, method: str, activation: str, num_bins: int,
+                        percentile: float, max_batches: int | None) -> int:
+    """Tensor ranges into ``cache`` (reused when it exists); returns the number of batches calibrated on."""
+    from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data, save_tensors_data
+
+    if cache.is_file():
+        tensors = load_tensors_data(cache)
+        if tensors.calibration_method != cal_method:
+            raise QuantizationError(
+                f"calibration cache {str(cache)!r} was made with {tensors.calibration_method}, not {method!r}",
+                hint="delete the cache or use the method it was made with")
+        return 0
+    if calib is None:
+        raise QuantizationError("no calibration data and no calibration cache",
+                                hint="pass calibration feeds (--calib DIR) or an existing cache")
+    reader = FeedReader(calib, model_inputs(prepared), limit=max_batches)
+    extra: dict[str, object] = {"symmetric": activation == "int8"}
+    if method == "entropy":
+        extra.update(num_bins=num_bins, num_quantized_bins=128)
+    elif method == "percentile":
+        # Asymmetric percentiles suit uint8 activations: a ReLU output keeps its full [0, b] range.
+        extra.update(num_bins=num_bins, percentile=percentile)
+    with _quiet():
+        calibrator = create_calibrator(prepared, op_types, augmented_model_path=str(tmp / "augmented.onnx"),
+                                       calibrate_method=cal_method, extra_options=extra)
+        if not reader.has_next():
+            raise QuantizationError("the calibration data is empty",
+                                    hint="give at least one calibration batch (--calib DIR)")
+        while reader.has_next():
+            calibrator.collect_data(ChunkReader(reader, _CHUNK))
+        if method == "entropy":
+            # ORT's threshold search loops in Python over every bin (~0.5 s per tensor at
+            # 2048 bins); the same search, vectorised per candidate, is much faster.
+            tensors = _entropy_tensors_data(calibrator.collector.histogram_dict, 128, cal_method)
+        else:
+            tensors = calibrator.compute_data()
+        if method != "minmax":
+            # Never clip a model output: a detection map's few text pixels near 1.0 are
+            # outliers to KL/percentile, and clipping them at e.g. 0.4 erases every
+            # detection after a 0.5 threshold (measured: map IoU 0.0 on PP-OCR).
+            tensors = _observed_range_for(tensors, calibrator.collector.histogram_dict,
+                                          [o.name for o in _load(prepared).graph.output], cal_method)
+    save_tensors_data(tensors, cache)
+    return reader.count
+
+
+def _quantize_with_cache(model: Path, prepared: Path, quantized: Path, cache: Path, op_types: list[str],
+                         cal_method: Any, *, per_channel: bool, activation: str, weight: str,
+                         exclude_nodes: Sequence[str]) -> None:
+    """ONNX Runtime's QDQ quantizer over the cached ranges; its bare exceptions become a QuantizationError."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    try:
+        with _quiet():
+            quantize_static(
+                str(prepared), str(quantized), None, quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
+                per_channel=per_channel, reduce_range=False, activation_type=qtype[activation],
+                weight_type=qtype[weight], nodes_to_exclude=list(exclude_nodes), calibrate_method=cal_method,
+                calibration_cache_path=str(cache),
+            )
+    except Exception as exc:  # ORT raises bare exceptions; name the model and what to try
+        raise QuantizationError(
+            f"ONNX Runtime could not quantize {str(model)!r}: {type(exc).__name__}: {exc}",
+            hint="exclude the failing node (exclude_nodes) or try --method minmax") from exc
 
 
 def entropy_threshold(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = 128) -> tuple[float, float]:
