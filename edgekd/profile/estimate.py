@@ -217,10 +217,17 @@ def _dims(vi: Any) -> list[int] | None:
 
 def analyze_onnx(path: str | Path, shapes: Mapping[str, Sequence[int]] | None = None) -> GraphWork:
     """Per-kernel FLOPs and bytes of an ONNX model at fixed input shapes (``shapes`` for dynamic dims)."""
-    import numpy as np
+    model = _load_for_analysis(Path(path))
+    fixed = _fix_input_shapes(model, shapes or {}, str(Path(path)))
+    walk = _GraphWalk(_infer(model).graph)
+    for idx, n in enumerate(walk.graph.node):
+        walk.visit(n, n.name or f"{n.op_type}_{idx}")
+    return GraphWork(walk.ops, fixed, walk.folded, walk.unknown)
+
+
+def _load_for_analysis(p: Path) -> Any:
     import onnx
 
-    p = Path(path)
     if not p.is_file():
         raise ProfileError(f"ARTIFACT {str(p)!r}: no such file", hint="check the path")
     try:
@@ -231,122 +238,147 @@ def analyze_onnx(path: str | Path, shapes: Mapping[str, Sequence[int]] | None = 
     if not model.graph.node:
         raise ProfileError(f"ARTIFACT {str(p)!r} is not an ONNX model (no graph nodes)",
                            hint="`edgekd estimate` reads .onnx files; export the model to ONNX first")
-    fixed = _fix_input_shapes(model, shapes or {}, str(p))
-    model = _infer(model)
-    g = model.graph
+    return model
 
-    info: dict[str, tuple[list[int] | None, int]] = {}  # tensor -> (dims, bytes per element)
 
-    def esize(elem: int) -> int:
-        try:
-            return int(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)).itemsize)
-        except Exception:  # noqa: BLE001 - exotic element types (strings): count 4 bytes
-            return 4
+def _elem_size(elem: int) -> int:
+    import numpy as np
+    import onnx
 
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        info[vi.name] = (_dims(vi), esize(vi.type.tensor_type.elem_type))
-    const: set[str] = {""}
-    for init in g.initializer:
-        info[init.name] = ([int(d) for d in init.dims], esize(init.data_type))
-        const.add(init.name)
+    try:
+        return int(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)).itemsize)
+    except Exception:  # noqa: BLE001 - exotic element types (strings): count 4 bytes
+        return 4
 
-    def numel(t: str) -> float | None:
-        d = info.get(t, (None, 4))[0]
+
+class _GraphWalk:
+    """One pass over the nodes in graph order, grouping each into the kernel a runtime would run it in.
+
+    Constants and shape-only ops fold away, views pass their producer on, a DequantizeLinear feeding
+    compute ops is absorbed into them (QDQ -> INT8 kernel), and elementwise ops fuse into the kernel that
+    produced their only-consumed input; every other node is a kernel of its own.
+    """
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.info: dict[str, tuple[list[int] | None, int]] = {}  # tensor -> (dims, bytes per element)
+        for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+            self.info[vi.name] = (_dims(vi), _elem_size(vi.type.tensor_type.elem_type))
+        self.const: set[str] = {""}
+        for init in graph.initializer:
+            self.info[init.name] = ([int(d) for d in init.dims], _elem_size(init.data_type))
+            self.const.add(init.name)
+        self.consumers: dict[str, list[Any]] = {}
+        for n in graph.node:
+            for t in n.input:
+                self.consumers.setdefault(t, []).append(n)
+        self.graph_outputs = {o.name for o in graph.output}
+        self.ops: list[OpWork] = []
+        self.group_of: dict[str, OpWork] = {}  # tensor -> the kernel that produced it (fusion candidates)
+        self.compute_group: dict[str, OpWork] = {}  # the same, for Conv/Gemm/MatMul kernels only
+        self.quantized: set[str] = set()  # outputs of QuantizeLinear (fused or not)
+        self.absorbed_dq: dict[str, str] = {}  # DQ output tensor -> its quantized input tensor
+        self.folded = 0
+        self.unknown = 0
+
+    def numel(self, t: str) -> float | None:
+        d = self.info.get(t, (None, 4))[0]
         return None if d is None else float(math.prod(d))
 
-    def nbytes(t: str) -> float | None:
-        d, es = info.get(t, (None, 4))
+    def nbytes(self, t: str) -> float | None:
+        d, es = self.info.get(t, (None, 4))
         return None if d is None else float(math.prod(d)) * es
 
-    consumers: dict[str, list[Any]] = {}
-    for n in g.node:
-        for t in n.input:
-            consumers.setdefault(t, []).append(n)
-    graph_outputs = {o.name for o in g.output}
-
-    ops: list[OpWork] = []
-    group_of: dict[str, OpWork] = {}  # tensor -> the kernel that produced it (fusion candidates)
-    compute_group: dict[str, OpWork] = {}  # the same, for Conv/Gemm/MatMul kernels only
-    quantized: set[str] = set()  # outputs of QuantizeLinear (fused or not)
-    absorbed_dq: dict[str, str] = {}  # DQ output tensor -> its quantized input tensor
-    folded = 0
-    unknown = 0
-    for idx, n in enumerate(g.node):
-        name = n.name or f"{n.op_type}_{idx}"
-        op = n.op_type
+    def visit(self, n: Any, name: str) -> None:
         ins = [t for t in n.input if t]
-        # Constant folding, shape-only ops and views.
-        if op == "Constant" or all(t in const for t in ins) or \
-                (op in _SHAPE_ONLY and ins and info.get(ins[0], (None, 4))[0] is not None):
-            const.update(n.output)
-            if op == "DequantizeLinear" and ins:  # a quantized weight: its consumer reads the int8 tensor
-                absorbed_dq[n.output[0]] = ins[0]
-            folded += 1
-            continue
-        if op in _VIEWS:
-            src = ins[0]
-            if src in group_of and len(consumers.get(src, [])) == 1:
-                group_of[n.output[0]] = group_of[src]
-                if src in compute_group:
-                    compute_group[n.output[0]] = compute_group[src]
-            if src in quantized:
-                quantized.add(n.output[0])
-            if src in absorbed_dq:
-                absorbed_dq[n.output[0]] = absorbed_dq[src]
-            folded += 1
-            continue
+        if self._fold(n, ins) or self._view(n, ins) or self._absorb_dq(n, ins) or self._fuse(n, ins, name):
+            return
+        self._kernel(n, ins, name)
+
+    def _fold(self, n: Any, ins: list[str]) -> bool:
+        """Constant folding and shape-only ops."""
+        op = n.op_type
+        if not (op == "Constant" or all(t in self.const for t in ins)
+                or (op in _SHAPE_ONLY and ins and self.info.get(ins[0], (None, 4))[0] is not None)):
+            return False
+        self.const.update(n.output)
+        if op == "DequantizeLinear" and ins:  # a quantized weight: its consumer reads the int8 tensor
+            self.absorbed_dq[n.output[0]] = ins[0]
+        self.folded += 1
+        return True
+
+    def _view(self, n: Any, ins: list[str]) -> bool:
+        if n.op_type not in _VIEWS:
+            return False
+        src, out = ins[0], n.output[0]
+        if src in self.group_of and len(self.consumers.get(src, [])) == 1:
+            self.group_of[out] = self.group_of[src]
+            if src in self.compute_group:
+                self.compute_group[out] = self.compute_group[src]
+        if src in self.quantized:
+            self.quantized.add(out)
+        if src in self.absorbed_dq:
+            self.absorbed_dq[out] = self.absorbed_dq[src]
+        self.folded += 1
+        return True
+
+    def _absorb_dq(self, n: Any, ins: list[str]) -> bool:
         # A DequantizeLinear whose every consumer is a compute op is absorbed into them (QDQ -> INT8 kernel);
         # one right after a QuantizeLinear is the other half of a Q/DQ pair the runtime fuses into its
         # neighbours (QLinearAdd, QLinearConcat...) or removes.
-        if op == "DequantizeLinear":
-            cons = consumers.get(n.output[0], [])
-            if cons and (all(c.op_type in COMPUTE_OPS for c in cons)
-                         or (ins[0] in quantized and all(c.op_type in _QDQ_AWARE for c in cons))):
-                absorbed_dq[n.output[0]] = ins[0]
-                folded += 1
-                continue
-        # Fusion into the producing compute kernel.
-        data_in = [t for t in ins if t not in const]
-        # QuantizeLinear fuses into whatever kernel produced its input; the others only into compute kernels.
-        groups = group_of if op == "QuantizeLinear" else compute_group
-        src = next((t for t in data_in if t in groups and len(consumers.get(t, [])) == 1
-                    and t not in graph_outputs), None) if op in _FUSABLE else None
-        if src is not None:
-            k = group_of[src]
-            out = n.output[0]
-            nb_in, nb_out, ne = nbytes(src), nbytes(out), numel(out)
-            extra = sum(nbytes(t) or 0.0 for t in data_in if t != src)  # a residual Add reads its other operand
-            if nb_in is not None and nb_out is not None and ne is not None:
-                k.bytes += nb_out - nb_in + extra
-                k.flops += ne * _PER_ELEMENT.get(op, 1)
-            k.fused.append(name)
-            group_of[out] = k
-            if src in compute_group:
-                compute_group[out] = k
-            if op == "QuantizeLinear":
-                quantized.add(out)
-            continue
+        if n.op_type != "DequantizeLinear":
+            return False
+        cons = self.consumers.get(n.output[0], [])
+        if cons and (all(c.op_type in COMPUTE_OPS for c in cons)
+                     or (ins[0] in self.quantized and all(c.op_type in _QDQ_AWARE for c in cons))):
+            self.absorbed_dq[n.output[0]] = ins[0]
+            self.folded += 1
+            return True
+        return False
 
-        def src_bytes(t: str) -> float | None:
-            return nbytes(absorbed_dq[t]) if t in absorbed_dq else nbytes(t)
+    def _fuse(self, n: Any, ins: list[str], name: str) -> bool:
+        """Fusion into the producing kernel: QuantizeLinear into any kernel, the others into compute kernels."""
+        op = n.op_type
+        if op not in _FUSABLE:
+            return False
+        data_in = [t for t in ins if t not in self.const]
+        groups = self.group_of if op == "QuantizeLinear" else self.compute_group
+        src = next((t for t in data_in if t in groups and len(self.consumers.get(t, [])) == 1
+                    and t not in self.graph_outputs), None)
+        if src is None:
+            return False
+        k = self.group_of[src]
+        out = n.output[0]
+        nb_in, nb_out, ne = self.nbytes(src), self.nbytes(out), self.numel(out)
+        extra = sum(self.nbytes(t) or 0.0 for t in data_in if t != src)  # a residual Add reads its other operand
+        if nb_in is not None and nb_out is not None and ne is not None:
+            k.bytes += nb_out - nb_in + extra
+            k.flops += ne * _PER_ELEMENT.get(op, 1)
+        k.fused.append(name)
+        self.group_of[out] = k
+        if src in self.compute_group:
+            self.compute_group[out] = k
+        if op == "QuantizeLinear":
+            self.quantized.add(out)
+        return True
 
-        in_b = [src_bytes(t) for t in ins]
-        out_b = [nbytes(t) for t in n.output if t]
+    def _kernel(self, n: Any, ins: list[str], name: str) -> None:
+        op = n.op_type
+        in_b = [self.nbytes(self.absorbed_dq[t]) if t in self.absorbed_dq else self.nbytes(t) for t in ins]
+        out_b = [self.nbytes(t) for t in n.output if t]
         known = all(b is not None for b in in_b + out_b)
         if not known:
-            unknown += 1
+            self.unknown += 1
         moved = float(sum(b or 0.0 for b in in_b) + sum(b or 0.0 for b in out_b))
-        flops = _flops(n, ins, info, numel) if known else 0.0
-        precision = _precision(op, ins, info, absorbed_dq)
-        work = OpWork(name, op, precision, flops, moved, shape_known=known)
-        ops.append(work)
+        flops = _flops(n, ins, self.info, self.numel) if known else 0.0
+        work = OpWork(name, op, _precision(op, ins, self.info, self.absorbed_dq), flops, moved, shape_known=known)
+        self.ops.append(work)
         if n.output:
-            group_of[n.output[0]] = work
+            self.group_of[n.output[0]] = work
             if op in COMPUTE_OPS:
-                compute_group[n.output[0]] = work
+                self.compute_group[n.output[0]] = work
         if op == "QuantizeLinear":
-            quantized.update(n.output)
-    return GraphWork(ops, fixed, folded, unknown)
+            self.quantized.update(n.output)
 
 
 def _precision(op: str, ins: Sequence[str], info: Mapping[str, tuple[list[int] | None, int]],
