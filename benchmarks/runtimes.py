@@ -29,46 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def conv_gemm_macs(model_path: Path, input_shapes: dict[str, tuple[int, ...]]) -> int:
-    """MACs of Conv/ConvTranspose/Gemm/MatMul, with shapes from ONNX shape inference at fixed inputs."""
-    import onnx
-    from onnx import numpy_helper, shape_inference
-
-    m = onnx.load(str(model_path))
-    for vi in m.graph.input:
-        if vi.name in input_shapes:
-            dims = vi.type.tensor_type.shape.dim
-            for d, v in zip(dims, input_shapes[vi.name], strict=True):
-                d.ClearField("dim_param")
-                d.dim_value = v
-    m = shape_inference.infer_shapes(m)
-    shapes: dict[str, list[int]] = {}
-    for vi in [*m.graph.input, *m.graph.value_info, *m.graph.output]:
-        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-    for init in m.graph.initializer:
-        shapes[init.name] = list(numpy_helper.to_array(init).shape)
-    total = 0
-    for n in m.graph.node:
-        if n.op_type in ("Conv", "ConvTranspose"):
-            w = shapes.get(n.input[1])
-            out = shapes.get(n.output[0])
-            if not w or not out:
-                continue
-            if n.op_type == "Conv":  # W: (Cout, Cin/g, kh, kw); out: (N, Cout, H, W)
-                total += int(np.prod(out)) * int(np.prod(w[1:]))
-            else:  # W: (Cin, Cout/g, kh, kw); each input pixel scatters Cout/g*kh*kw MACs
-                x = shapes.get(n.input[0])
-                if x:
-                    total += int(np.prod(x)) * int(np.prod(w[1:]))
-        elif n.op_type in ("Gemm", "MatMul"):
-            a, out = shapes.get(n.input[0]), shapes.get(n.output[0])
-            if not a or not out:
-                continue
-            trans_a = next((a_.i for a_ in n.attribute if a_.name == "transA"), 0)
-            k = a[-2] if (n.op_type == "Gemm" and trans_a) else a[-1]
-            total += int(np.prod(out)) * int(k)
-    return total
+from edgekd.profile.estimate import onnx_macs
 
 
 def peak_sgemm_gflops(threads: int, n: int = 1024, reps: int = 5) -> float:
@@ -204,7 +165,7 @@ def main() -> int:
         quantize_openvino(onnx_path, ov_int8, calib)
     except Exception as exc:  # noqa: BLE001 - report and go on without OpenVINO rows
         print(f"OpenVINO rows skipped: {exc}", file=sys.stderr)
-    macs = conv_gemm_macs(onnx_path, {name: tuple(shape)})
+    macs = onnx_macs(onnx_path, {name: tuple(shape)})
     flops = 2 * macs
 
     targets: dict[tuple[str, int], Callable[[], object]] = {}

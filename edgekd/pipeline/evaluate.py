@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from edgekd.tasks.base import PredictFn, torch_predict
+from edgekd.tasks.model_stats import param_count as _param_count
 
 
 def callable_predict(fn: Any, input_names: Sequence[str]) -> PredictFn:
@@ -47,6 +48,5 @@ def evaluate_all(task: Any, predict: PredictFn, batch_size: int = 64) -> dict[st
 
 
 def param_count(model: Any) -> int | None:
-    if not isinstance(model, nn.Module):
-        return None
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of a torch model; None for a teacher that is not one (analytic, ONNX)."""
+    return _param_count(model) if isinstance(model, nn.Module) else None

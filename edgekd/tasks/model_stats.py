@@ -1,43 +1,39 @@
-"""Size and compute of a torch model, for reports and benchmarks: parameters and multiply-accumulates."""
+"""Size and compute of a torch model, for reports and benchmarks: parameters and multiply-accumulates.
+
+The one parameter counter and the one FLOP counter for torch models in edgekd (ONNX graphs are counted by
+the roofline analysis in ``edgekd.profile.estimate``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
+def param_count(model: Any, *, include: Callable[[str], bool] | None = None) -> int:
+    """Parameters (not buffers) of ``model``; ``include(name)`` selects by parameter name.
 
-def param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    Anything that is not an ``nn.Module`` (an analytic teacher, an ONNX teacher) has 0 parameters.
+    """
+    if not isinstance(model, nn.Module):
+        return 0
+    return sum(p.numel() for n, p in model.named_parameters() if include is None or include(n))
 
 
 def macs(model: nn.Module, *inputs: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass on ``inputs`` (batch 1 expected), counted over the
-    convolutions and linear layers (the rest is negligible for the CNNs here): a convolution costs
-    ``out_elements * in_channels / groups * prod(kernel)``, a linear layer ``out_elements * in_features``.
-    Run in eval mode without gradients; the model's mode is restored."""
-    total = 0
+    """Multiply-accumulates of one forward pass on ``inputs`` (batch 1 expected): half the FLOPs that torch's
+    ``FlopCounterMode`` counts, i.e. convolutions, matrix products (linear, bmm) and attention; elementwise
+    ops are not counted. Run in eval mode without gradients; the model's mode is restored."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        per_sample = out.numel() // out.shape[0]
-        if isinstance(mod, _CONV):
-            k = 1
-            for s in mod.kernel_size:
-                k *= s
-            total += per_sample * (mod.in_channels // mod.groups) * k
-        elif isinstance(mod, nn.Linear):
-            total += per_sample * mod.in_features
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (*_CONV, nn.Linear))]
     was = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(*inputs)
     finally:
         model.train(was)
-        for h in hooks:
-            h.remove()
-    return total
+    return int(counter.get_total_flops()) // 2

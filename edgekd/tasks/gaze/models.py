@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.tasks.gaze.config import GazeModelConfig
+from edgekd.tasks.model_stats import param_count as _param_count
 
 OUT_SCALE_DEG = 10.0  # head outputs are O(1); x10 gives degrees, so initial predictions are plausible
 
@@ -184,7 +185,7 @@ def copy_first_stage(teacher: GazeNet, student: GazeNet) -> None:
 
 def param_count(model: nn.Module, *, adapters: bool = True) -> int:
     """Parameters (not buffers); ``adapters=False`` leaves the adapters out."""
-    return sum(p.numel() for n, p in model.named_parameters() if adapters or ".adapter." not in n)
+    return _param_count(model, include=None if adapters else (lambda n: ".adapter." not in n))
 
 
 def adapter_parameters(model: GazeNet, stages: Sequence[int] = (3,)) -> list[nn.Parameter]:

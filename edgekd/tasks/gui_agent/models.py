@@ -39,6 +39,7 @@ from torch import nn
 
 from edgekd.tasks.gui_agent import tokens as T
 from edgekd.tasks.gui_agent.config import GuiModelConfig
+from edgekd.tasks.model_stats import param_count as param_count
 
 FILLER_MARGIN = 10.0
 
@@ -247,8 +248,3 @@ def build_student(cfg: GuiModelConfig, image_size: int, n_bins: int) -> GuiNet:
                     separable=cfg.student_separable, ctx_ch=cfg.student_context)
     return GuiNet(vision=vis, text=text, fusion=fusion, fusion_ch=cfg.student_fusion, text_dim=cfg.student_text_dim,
                   grid=image_size // 8, n_bins=n_bins)
-
-
-def param_count(model: nn.Module) -> int:
-    """Trainable and frozen parameters (buffers such as the frozen lexicon excluded)."""
-    return sum(p.numel() for p in model.parameters())

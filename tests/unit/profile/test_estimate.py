@@ -286,3 +286,31 @@ def test_data_dependent_shapes_are_counted_and_noted(tmp_path: Path) -> None:
     assert [o.node for o in e.work.ops] == ["relu", "nonzero", "transpose"]
     assert e.work.unknown_shapes >= 1 and not next(o for o in e.work.ops if o.node == "transpose").shape_known
     assert any("could not resolve" in n for n in e.notes)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnx_macs_hand_count(tmp_path: Path, batch: int) -> None:
+    """The one ONNX MAC count (benchmarks quote it): conv 3->8 3x3 @16x16, conv 8->16 3x3 s2 @8x8,
+    conv 16->16 3x3 @8x8, 1x1 16->1 @8x8, fc 16->4, checked against a hand count."""
+    import torch
+    from torch import nn
+
+    from edgekd.profile.estimate import onnx_macs
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
+                                      nn.Conv2d(16, 16, 3, padding=1))
+            self.side = nn.Conv2d(16, 1, 1)
+            self.fc = nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            f = self.body(x)
+            return self.side(f), self.fc(f.mean((2, 3)))
+
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(Net().eval(), (torch.zeros(1, 3, 16, 16),), str(path), input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "batch"}})
+    per_image = 16 * 16 * 8 * 3 * 9 + 8 * 8 * 16 * 8 * 9 + 8 * 8 * 16 * 16 * 9 + 8 * 8 * 16 + 16 * 4
+    assert onnx_macs(path, {"x": (batch, 3, 16, 16)}) == batch * per_image

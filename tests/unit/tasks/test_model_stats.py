@@ -19,4 +19,19 @@ def test_macs_of_convolutions_and_linears_by_hand() -> None:
 def test_macs_restores_the_mode_and_leaves_no_hooks() -> None:
     net = nn.Sequential(nn.Conv1d(2, 2, 3), nn.BatchNorm1d(2)).train()
     assert macs(net, torch.zeros(1, 2, 5)) == 3 * 2 * 2 * 3
-    assert net.training and not net[0]._forward_hooks
+    assert net.training and not net[0]._forward_hooks  # mode restored, nothing left attached
+
+
+def test_macs_count_batched_matmuls_that_module_hooks_miss() -> None:
+    class Attn(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(q @ q.transpose(-1, -2), dim=-1) @ q
+
+    # [1, 4, 8] @ [1, 8, 4] -> 4*4*8 MACs, then [1, 4, 4] @ [1, 4, 8] -> 4*8*4 MACs
+    assert macs(Attn(), torch.zeros(1, 4, 8)) == 4 * 4 * 8 + 4 * 8 * 4
+
+
+def test_param_count_selects_by_name_and_is_zero_for_non_modules() -> None:
+    net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    assert param_count(net, include=lambda n: n.startswith("1.")) == 2 + 1
+    assert param_count(lambda x: x) == 0
