@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _timing import time_interleaved
+from _common import time_interleaved
 
 from edgekd.fileio import write_json
 from edgekd.tasks import build_task

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _timing import time_interleaved
+from _common import time_interleaved
 
 
 def _runner(session: Any, nxt: Callable[[], torch.Tensor]) -> Callable[[], Any]:

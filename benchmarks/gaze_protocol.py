@@ -16,7 +16,7 @@ MatMul-only, and dynamic: what recipes/gaze.yaml ships), and the student/teacher
 the recipe's 64x96 input even when training used a smaller one (the networks are fully convolutional
 with global pooling, so trained weights run at any size).
 
-Usage: python benchmarks/gaze_protocol.py --parallel [--seeds 5] [--height 32 --width 48] [--tiny]
+Usage: python benchmarks/gaze_protocol.py --parallel [--seeds 0 1 2 3 4] [--height 32 --width 48] [--tiny]
 Defaults: 5 seeds, 3000 training images at 32x48, teacher 20 epochs, students 10, output-KD weight 0.5.
 Measured with --parallel on 2 cores: 1350 s (teachers 680 s of each worker's time). ``--teachers DIR``
 loads the teachers an earlier run saved in its work folder (same data and teacher settings): 573 s.
@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import add_seeds, mean_std
 
 
 def _train_cfg(epochs: int, lr: float = 4e-3, warmup: int = 50) -> Any:
@@ -238,8 +239,7 @@ def _run_parallel(raw: list[str], seeds: list[int], args: argparse.Namespace) ->
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--seed0", type=int, default=0)
+    add_seeds(ap, default=(0, 1, 2, 3, 4))
     ap.add_argument("--height", type=int, default=32)
     ap.add_argument("--width", type=int, default=48)
     ap.add_argument("--train-size", type=int, default=3000)
@@ -283,13 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
     if args.tiny:
-        args.seeds, args.train_size, args.val_size, args.test_size = 2, 128, 16, 32
+        args.seeds, args.train_size, args.val_size, args.test_size = args.seeds[:2], 128, 16, 32
         args.train_wearers, args.test_wearers, args.mae_images, args.mae_epochs = 8, 2, 64, 1
         args.teacher_epochs = args.student_epochs = 1
         args.personal_steps, args.sessions, args.iterations, args.calib = 10, 1, 10, 16
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
-    print(f"gaze protocol: {args.seeds} seeds, train {args.train_size} images at {args.height}x{args.width} "
+    print(f"gaze protocol: seeds {args.seeds}, train {args.train_size} images at {args.height}x{args.width} "
           f"({args.train_wearers} wearers, balanced over {args.clusters} gaze clusters), test {args.test_size} "
           f"images of {args.test_wearers} held-out wearers, {100 * args.label_fraction:.0f}% of train labelled; "
           f"MAE pre-training {args.mae_images} unlabelled images x "
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         save_module_weights(r["_models"][1], args.work / f"student{args.only_seed}.safetensors")
         write_json(args.work / f"seed{args.only_seed}.json", {k: v for k, v in r.items() if k != "_models"})
         return 0
-    seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    seeds = list(args.seeds)
     if args.parallel:
         runs = _run_parallel(raw, seeds, args)
     else:
@@ -328,8 +328,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{pc['student']:,} ({pc['student_no_adapters']:,} without adapters)")
 
     def ms(key: str) -> tuple[float, float]:
-        v = np.array([r["test_deg"][key] for r in runs])
-        return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        return mean_std([r["test_deg"][key] for r in runs])
 
     print(f"\nmean angular error on held-out wearers over {len(runs)} seeds (mean +- std):")
     summary: dict[str, Any] = {"seeds": len(runs)}

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import add_seeds, fmt_mean_std, print_table
 
 from edgekd.fileio import write_json
 from edgekd.tasks import build_task
@@ -184,23 +185,21 @@ def _prefer(run_dir: Path, name: str) -> Path:
 
 
 def _ms(xs: list[float | None]) -> str:
-    v = [x for x in xs if x is not None]
-    if not v:
-        return "-"
-    return f"{100 * np.mean(v):.1f} +- {100 * np.std(v, ddof=1) if len(v) > 1 else 0.0:.1f}"
+    return fmt_mean_std(xs, scale=100, digits=1)
 
 
 def print_summary(results: list[dict[str, Any]], latency: dict[str, Any] | None, threads: int = 1) -> None:
     seeds = [r["seed"] for r in results]
     print(f"\nclick accuracy (%), mean +- std over seeds {seeds} (teacher source: "
           f"{[r['teacher_source'] for r in results]})")
-    print(f"{'arm':<20}" + "".join(f"{s:>18}" for s in SPLITS) + f"{'test text':>18}{'test icon':>18}")
+    rows = []
     for arm in ARMS:
         if not all(arm in r["accuracy"] for r in results):
             continue
         row = [_ms([r["accuracy"][arm][s]["all"] for r in results]) for s in SPLITS]
         row += [_ms([r["accuracy"][arm]["test"][k] for r in results]) for k in ("text", "icon")]
-        print(f"{arm:<20}" + "".join(f"{c:>18}" for c in row))
+        rows.append([arm, *row])
+    print_table(["arm", *SPLITS, "test text", "test icon"], rows)
     for split in SPLITS:
         d = [r["accuracy"]["student_kd"][split]["all"] - r["accuracy"]["student_alone"][split]["all"] for r in results]
         print(f"KD gain over student alone on {split}: {100 * np.mean(d):+.1f} points (per seed: "
@@ -225,7 +224,7 @@ def print_summary(results: list[dict[str, Any]], latency: dict[str, Any] | None,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="quick")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_seeds(ap)
     ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe override a.b=value")
     ap.add_argument("--out", type=Path, default=Path("runs/gui_bench"))
     ap.add_argument("--runs", type=Path, nargs="+", help="analyse these finished runs instead of running")

@@ -27,7 +27,6 @@ Every report's validity and noise flags are printed: the machine is shared with 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import mean_std
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -211,8 +211,8 @@ def main() -> int:
                   f"({'consistent' if flagged_right else 'INCONSISTENT'}), valid={rep.valid}, "
                   f"contended={res.get('contended')} ({_threads(rep)})")
         d = 100.0 * (aa[1].p50 - aa[0].p50) / aa[0].p50
-        pooled = statistics.pstdev(aa[0].session_medians_ms + aa[1].session_medians_ms) / statistics.mean(
-            aa[0].session_medians_ms + aa[1].session_medians_ms)
+        m, sd = mean_std(aa[0].session_medians_ms + aa[1].session_medians_ms)
+        pooled = sd / m
         print(f"  A/A p50 difference {d:+.2f}%; CV of all {2 * args.aa_sessions} session medians {pooled:.2%}")
     print(f"\ntotal {time.perf_counter() - t_start:.1f} s")
     return 0

@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import add_seeds, mean_std
 
 ARMS = ("torch_fp32", "ort_fp32", "ptq_all", "ptq_mm", "qat", "ft_fp32", "ft_ptq_all", "ft_ptq_mm", "qat_ft",
         "qat_ft_rq", *(f"w{b}_{a}" for b in range(2, 8) for a in ("ptq", "ptq_mse", "qat_ft", "qat_ft_rq")))
@@ -128,7 +129,7 @@ def main() -> None:
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--set", dest="sets", action="append", default=[],
                     help="recipe override a.b=value (applied after the benchmark's defaults)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_seeds(ap)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales in both PTQ and QAT "
                     "(default: the recipe's quantize.per_channel)")
@@ -302,8 +303,8 @@ def main() -> None:
         vals = [r[a] for r in rows]
         base = "ft_fp32" if a.startswith(("ft_", "w", "qat_ft")) else "ort_fp32"
         drops = [r[a] - r[base] for r in rows]
-        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        print(f"  {a:12s} {statistics.mean(vals):.3f} +- {sd:.3f}   change vs {base} {statistics.mean(drops):+.3f}")
+        m, sd = mean_std(vals)
+        print(f"  {a:12s} {m:.3f} +- {sd:.3f}   change vs {base} {statistics.mean(drops):+.3f}")
     low = f"w{args.weight_bits}"
     if f"{low}_qat_ft" in rows[0]:
         best = [min(r[f"{low}_ptq"], r[f"{low}_ptq_mse"], key=lambda v: sign * v) for r in rows]

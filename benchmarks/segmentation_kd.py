@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import add_seeds, mean_std, print_table
+
 ARMS = ("alone", "cwd", "acam", "cwd+acam", "pixel_kd", "lad", "gkd")
 
 
@@ -128,18 +130,19 @@ def aggregate(out: Path, seeds: list[int]) -> dict[str, Any]:
     splits = [k for k in runs[0]["arms"]["teacher"] if k not in ("per_class_iou", "val")
               and all(k in r["arms"]["teacher"] for r in runs)]
     table: dict[str, Any] = {}
-    print(f"\nmIoU over seeds {[r['seed'] for r in runs]} (mean +- std, population std over seeds)")
-    print(f"{'arm':<13}" + "".join(f"{s:>18}" for s in splits))
+    print(f"\nmIoU over seeds {[r['seed'] for r in runs]} (mean +- sample std over seeds)")
+    lines = []
     for a in arms:
         row = {}
         cells = []
         for s in splits:
             v = [r["arms"][a][s] for r in runs]
-            m, sd = statistics.fmean(v), (statistics.pstdev(v) if len(v) > 1 else 0.0)
+            m, sd = mean_std(v)
             row[s] = {"mean": m, "std": sd, "values": v}
-            cells.append(f"{100 * m:8.2f} +- {100 * sd:5.2f}")
+            cells.append(f"{100 * m:.2f} +- {100 * sd:.2f}")
         table[a] = row
-        print(f"{a:<13}" + "".join(f"{c:>18}" for c in cells))
+        lines.append([a, *cells])
+    print_table(["arm", *splits], lines)
     if "alone" in table:
         for a in arms:
             if a in ("teacher", "alone", "lad_teacher"):
@@ -300,7 +303,7 @@ def main() -> int:
     ap.add_argument("--recipe", default="segmentation")
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--set", action="append", default=[], help="recipe override a.b=value (repeatable)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_seeds(ap)
     ap.add_argument("--arms", nargs="+", default=["alone", "cwd", "acam"],
                     help=f"any of {', '.join(ARMS)}, or acam:<tap>[/<teacher tap>]:<adversarial|cooperative>[:<weight>[:<mse|cwd>[:<mask floor>]]] (ablation)")
     ap.add_argument("--out", type=Path, required=True)
