@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import ConfigError
+from edgekd.runtime.predict import onnx_predict
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 
@@ -131,13 +132,6 @@ def _save_onnx(proto: Any, dst: Path) -> None:
         return
     with atomic_path(dst) as tmp:
         onnx.save_model(proto, str(tmp))
-
-
-def onnx_predict(path: Path) -> Any:
-    from edgekd.runtime import SessionOptions, get_runtime
-    from edgekd.runtime.predict import session_predict
-
-    return session_predict(get_runtime("onnxruntime").load(path, SessionOptions(threads=None)))
 
 
 def _public(obj: Any) -> dict[str, Any]:

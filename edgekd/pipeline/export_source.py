@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import ConfigError, UnknownNameError
-from edgekd.export.dispatch import FORMATS, ExportSummary, _public, export_onnx_file, onnx_predict
+from edgekd.export.dispatch import FORMATS, ExportSummary, _public, export_onnx_file
 from edgekd.iospec import IOSpec
-from edgekd.runtime.predict import iterate_numpy, torch_predict
+from edgekd.runtime.predict import iterate_numpy, onnx_predict, torch_predict
 from edgekd.tasks.run_student import load_run_student
 
 

@@ -85,23 +85,6 @@ def compare_outputs(reference: PredictFn, candidate: PredictFn, feeds: Iterable[
     return out
 
 
-def ort_predict(path: str, threads: int | None = 1) -> PredictFn:
-    """A PredictFn over an ONNX Runtime CPU session (used until/alongside edgekd.runtime)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-    def predict(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return list(sess.run(None, dict(feeds)))  # type: ignore[arg-type]
-
-    return predict
-
-
 def format_agreement(rows: Sequence[OutputAgreement]) -> list[str]:
     lines = []
     for r in rows:

@@ -17,8 +17,9 @@ import numpy as np
 
 from edgekd.errors import ConfigError
 from edgekd.quantize.calibration import RandomCalibrationWarning, folder_feeds, model_inputs, random_feeds
-from edgekd.quantize.compare import OutputAgreement, compare_outputs, ort_predict
+from edgekd.quantize.compare import OutputAgreement, compare_outputs
 from edgekd.quantize.ort_static import QuantResult
+from edgekd.runtime.predict import onnx_predict
 
 RUNTIMES = ("onnxruntime", "openvino")
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
@@ -124,13 +125,13 @@ def quantize_external(
         res = quantize_openvino(model, out, feeds, subset_size=len(feeds), ignored_nodes=exclude_nodes,
                                 input_shapes=shapes or None)
     names = [o.name for o in _outputs(model)]
-    reference = ort_predict(str(model), threads)
+    reference = onnx_predict(str(model), threads)
     if runtime == "openvino":
         from edgekd.quantize.nncf_ov import compile_f32, compiled_predict, read_model
 
         candidate = compiled_predict(compile_f32(read_model(res.path), threads))
     else:
-        candidate = ort_predict(str(res.path), threads)
+        candidate = onnx_predict(str(res.path), threads)
     cmp_feeds = feeds[:compare_batches]
     rows = compare_outputs(reference, candidate, cmp_feeds, names)
     where = f"{len(cmp_feeds)} {'random' if random_cal or calib is None else 'calibration'} batch(es)"
@@ -142,7 +143,7 @@ def _predict_any(path: Path, threads: int | None):  # type: ignore[no-untyped-de
         from edgekd.quantize.nncf_ov import compile_f32, compiled_predict, read_model
 
         return compiled_predict(compile_f32(read_model(path), threads))
-    return ort_predict(str(path), threads)
+    return onnx_predict(str(path), threads)
 
 
 def _sqnr_fallback(model: Path, out: Path, runtime: str, calib: list, check: list, min_sqnr_db: float,  # type: ignore[type-arg]
@@ -155,7 +156,7 @@ def _sqnr_fallback(model: Path, out: Path, runtime: str, calib: list, check: lis
     from edgekd.quantize.fallback import OpenVinoQuantizer, OrtQuantizer, Quantizer, accuracy_aware_fallback
 
     names = [o.name for o in _outputs(model)]
-    reference = ort_predict(str(model), threads)
+    reference = onnx_predict(str(model), threads)
     ref_out = [reference(f) for f in check]
 
     def noise_ratio(path: Path) -> float:

@@ -7,6 +7,7 @@ OpenVINO and TensorRT. torch is imported inside the torch helpers only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +45,18 @@ def session_predict(session: Session) -> PredictFn:
         return session.run(ready)
 
     return predict
+
+
+def onnx_predict(path: str | Path, threads: int | None = None) -> PredictFn:
+    """An ONNX file as a PredictFn, through the ONNX Runtime backend (CPU unless the runtime picks otherwise).
+
+    The one way edgekd runs an ONNX file for metrics, parity and quantization accuracy, so every check sees
+    the same session settings as the profiler.
+    """
+    from edgekd.runtime import get_runtime
+    from edgekd.runtime.base import SessionOptions
+
+    return session_predict(get_runtime("onnxruntime").load(Path(path), SessionOptions(threads=threads)))
 
 
 def iterate_numpy(dataset: Dataset[dict[str, torch.Tensor]], names: Sequence[str],

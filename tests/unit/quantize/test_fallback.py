@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 
 from edgekd.errors import QuantizationError
-from edgekd.quantize.compare import ort_predict
 from edgekd.quantize.fallback import OrtQuantizer, accuracy_aware_fallback, require_within
+from edgekd.runtime.predict import onnx_predict
 
 
 def _mse_metric(reference: Path, feeds: list) -> tuple:
-    ref = ort_predict(str(reference))
+    ref = onnx_predict(str(reference))
     targets = [ref(f)[1] for f in feeds]
     calls = []
 
     def metric(path: Path) -> float:  # lower is better: logits error vs FP32
         calls.append(path)
-        pred = ort_predict(str(path))
+        pred = onnx_predict(str(path))
         return float(np.mean([np.mean((pred(f)[1] - t) ** 2) for f, t in zip(feeds, targets, strict=True)]))
 
     return metric, calls
@@ -61,7 +61,7 @@ def test_fallback_openvino(tiny_onnx: Path, feeds: list, tmp_path: Path) -> None
     from edgekd.quantize.fallback import OpenVinoQuantizer
     from edgekd.quantize.nncf_ov import compile_f32, compiled_predict, read_model
 
-    ref = ort_predict(str(tiny_onnx))
+    ref = onnx_predict(str(tiny_onnx))
     check = feeds[:2]
     targets = [ref(f)[1] for f in check]
 

@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("onnxconverter_common", reason="onnxconverter-common (edgekd[fp16]) is not installed")
 
-from edgekd.quantize.compare import compare_outputs, ort_predict  # noqa: E402
+from edgekd.quantize.compare import compare_outputs  # noqa: E402
 from edgekd.quantize.fp16 import convert_fp16  # noqa: E402
+from edgekd.runtime.predict import onnx_predict
 
 
 def test_fp16_io_fp32_and_close(tiny_onnx: Path, tmp_path: Path) -> None:
@@ -21,6 +22,6 @@ def test_fp16_io_fp32_and_close(tiny_onnx: Path, tmp_path: Path) -> None:
     assert {o.type.tensor_type.elem_type for o in m.graph.output} == {onnx.TensorProto.FLOAT}
     assert res.settings["fp16_initializers"] >= 5
     feeds = [{"x": np.random.default_rng(3).uniform(0, 1, (2, 3, 16, 16)).astype(np.float32)}]
-    rows = compare_outputs(ort_predict(str(tiny_onnx)), ort_predict(str(res.path)), feeds, ["map", "logits"])
+    rows = compare_outputs(onnx_predict(str(tiny_onnx)), onnx_predict(str(res.path)), feeds, ["map", "logits"])
     # ~11 bits of mantissa: well above INT8 quality, but not bit-exact.
     assert all(45.0 < r.sqnr_db < 200.0 for r in rows)

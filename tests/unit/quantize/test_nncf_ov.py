@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from edgekd.errors import ConfigError
-from edgekd.quantize.compare import compare_outputs, ort_predict
+from edgekd.quantize.compare import compare_outputs
+from edgekd.runtime.predict import onnx_predict
 
 ov = pytest.importorskip("openvino", reason="the openvino extra is not installed")
 pytest.importorskip("nncf", reason="the openvino extra (nncf) is not installed")
@@ -33,14 +34,14 @@ def test_nncf_ptq_writes_ir_and_stays_close(tiny_onnx: Path, feeds: list, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.bin", "int8.xml"]
     pred = compiled_predict(compile_f32(read_model(out)))
     test = [{"x": np.random.default_rng(9).uniform(0, 1, (2, 3, 16, 16)).astype(np.float32)}]
-    rows = compare_outputs(ort_predict(str(tiny_onnx)), pred, test, ["map", "logits"])
+    rows = compare_outputs(onnx_predict(str(tiny_onnx)), pred, test, ["map", "logits"])
     assert min(r.sqnr_db for r in rows) > 20.0
     with pytest.raises(ConfigError, match=r"\.xml"):
         quantize_openvino(tiny_onnx, tmp_path / "x.onnx", feeds)
 
 
 def test_nncf_accuracy_control(tiny_onnx: Path, feeds: list, tmp_path: Path) -> None:
-    ref = ort_predict(str(tiny_onnx))
+    ref = onnx_predict(str(tiny_onnx))
     validation = [(f, ref(f)[1]) for f in feeds[:4]]
 
     def mse(predict, items) -> float:  # lower is better: error of the logits vs FP32

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.quantize.compare import compare_outputs, ort_predict
+from edgekd.quantize.compare import compare_outputs
 from edgekd.quantize.ort_dynamic import conv_heavy, quantize_onnx_dynamic
+from edgekd.runtime.predict import onnx_predict
 
 
 def test_dynamic_mlp(tmp_path: Path, tiny_onnx: Path) -> None:
@@ -25,5 +26,5 @@ def test_dynamic_mlp(tmp_path: Path, tiny_onnx: Path) -> None:
     res = quantize_onnx_dynamic(src, tmp_path / "mlp_dyn.onnx")
     assert len(res.nodes_quantized) == 2 and res.compute_nodes_fp32 == []
     feeds = [{"x": np.random.default_rng(1).normal(size=(4, 32)).astype(np.float32)}]
-    (agree,) = compare_outputs(ort_predict(str(src)), ort_predict(str(res.path)), feeds, ["y"])
+    (agree,) = compare_outputs(onnx_predict(str(src)), onnx_predict(str(res.path)), feeds, ["y"])
     assert 15.0 < agree.sqnr_db < 80.0  # quantized (not identical), but close

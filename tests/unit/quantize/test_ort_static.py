@@ -10,17 +10,18 @@ import onnx
 import pytest
 
 from edgekd.errors import ConfigError, QuantizationError, UnknownNameError
-from edgekd.quantize.compare import compare_outputs, ort_predict
+from edgekd.quantize.compare import compare_outputs
 from edgekd.quantize.ort_static import (
     compute_nodes,
     constants_to_initializers,
     prepare_for_quantization,
     quantize_onnx_static,
 )
+from edgekd.runtime.predict import onnx_predict
 
 
 def _sqnr(fp32: Path, q: Path, feeds: list[dict[str, np.ndarray]]) -> list[float]:
-    return [r.sqnr_db for r in compare_outputs(ort_predict(str(fp32)), ort_predict(str(q)), feeds, ["map", "logits"])]
+    return [r.sqnr_db for r in compare_outputs(onnx_predict(str(fp32)), onnx_predict(str(q)), feeds, ["map", "logits"])]
 
 
 @pytest.mark.parametrize("method", ["minmax", "percentile"])
@@ -138,7 +139,7 @@ def test_outputs_are_never_clipped(tiny_onnx: Path, feeds: list, tmp_path: Path,
     cache = tmp_path / "c.json"
     quantize_onnx_static(tiny_onnx, tmp_path / "q.onnx", feeds, method=method, num_bins=512, calibration_cache=cache)
     lo, hi = load_tensors_data(cache).data["map"].range_value
-    ref = ort_predict(str(tiny_onnx))
+    ref = onnx_predict(str(tiny_onnx))
     maps = np.concatenate([ref(f)[0].ravel() for f in feeds])
     assert float(hi) == pytest.approx(float(maps.max()), rel=1e-5)
     assert float(lo) == pytest.approx(float(maps.min()), rel=1e-5)
@@ -155,6 +156,6 @@ def test_ppocr_entropy_keeps_detections(tmp_path: Path) -> None:
     model = ppocr_det_model()
     res = quantize_onnx_static(model, tmp_path / "e.onnx", det_feeds(render_text_images(8, seed=1)),
                                method="entropy")
-    (row,) = compare_outputs(ort_predict(str(model)), ort_predict(str(res.path)),
+    (row,) = compare_outputs(onnx_predict(str(model)), onnx_predict(str(res.path)),
                              det_feeds(render_text_images(4, seed=2)), ["map"])
     assert row.map_iou is not None and row.map_iou > 0.8

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from edgekd.quantize.compare import compare_outputs, ort_predict
+from edgekd.quantize.compare import compare_outputs
+from edgekd.runtime.predict import onnx_predict
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -70,8 +71,8 @@ def test_ppocr_det_ort_int8(ppocr: dict) -> None:
     res = quantize_onnx_static(ppocr["model"], ppocr["tmp"] / "det_int8.onnx", ppocr["calib"])
     assert any(s.startswith("constants_to_initializers") for s in res.prepare_steps)
     assert sum(n.startswith("Conv") or "conv" in n.lower() for n in res.nodes_quantized) >= 50
-    ref = ort_predict(str(ppocr["model"]))
-    (row,) = compare_outputs(ref, ort_predict(str(res.path)), ppocr["test"], ["map"])
+    ref = onnx_predict(str(ppocr["model"]))
+    (row,) = compare_outputs(ref, onnx_predict(str(res.path)), ppocr["test"], ["map"])
     print(f"PP-OCR det ORT INT8: IoU@0.5 {row.map_iou:.3f}, SQNR {row.sqnr_db:.1f} dB, {res.seconds:.1f} s")
     assert row.map_iou is not None and row.map_iou > 0.8
     # The map found text: the check is not vacuous.
@@ -85,7 +86,7 @@ def test_ppocr_det_nncf_int8(ppocr: dict) -> None:
 
     res = quantize_openvino(ppocr["model"], ppocr["tmp"] / "det_int8.xml", ppocr["calib"])
     assert len(res.nodes_quantized) >= 50
-    (row,) = compare_outputs(ort_predict(str(ppocr["model"])), compiled_predict(compile_f32(read_model(res.path))),
+    (row,) = compare_outputs(onnx_predict(str(ppocr["model"])), compiled_predict(compile_f32(read_model(res.path))),
                              ppocr["test"], ["map"])
     print(f"PP-OCR det NNCF INT8: IoU@0.5 {row.map_iou:.3f}, SQNR {row.sqnr_db:.1f} dB, {res.seconds:.1f} s")
     assert row.map_iou is not None and row.map_iou > 0.8
