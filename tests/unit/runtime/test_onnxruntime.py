@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from support import runtime_conformance as C
 
 from edgekd.errors import BackendUnavailableError, ConfigError, ProfileError
 from edgekd.runtime import SessionOptions, get_runtime
-
-
-def _conformance():  # type: ignore[no-untyped-def]
-    name = "edgekd_tests_runtime_conformance"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conformance.py"))
-        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return sys.modules[name]
-
-
-C = _conformance()
 
 
 class TestOnnxRuntime(C.RuntimeConformance):

@@ -4,26 +4,14 @@ elsewhere); the refusals (no tensorrt, no GPU, an ONNX instead of an engine) run
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from support import runtime_conformance as C
 
 from edgekd.errors import BackendUnavailableError, DependencyMissingError, EdgekdError, ProfileError
 from edgekd.runtime import SessionOptions, get_runtime
 
-
-def _conformance():  # type: ignore[no-untyped-def]
-    name = "edgekd_tests_runtime_conformance"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conformance.py"))
-        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return sys.modules[name]
-
-
-C = _conformance()
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 
 

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from support import runtime_conformance as C
 
+import edgekd.tasks.run_student  # noqa: F401  (installs the run-folder loader, as the CLI does)
 from edgekd.errors import EdgekdError
 from edgekd.runtime import SessionOptions, get_runtime
 from edgekd.runtime.torch_eager import from_module
-
-
-def _conformance():  # type: ignore[no-untyped-def]
-    name = "edgekd_tests_runtime_conformance"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conformance.py"))
-        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return sys.modules[name]
-
-
-C = _conformance()
 
 
 class TestTorchEager(C.RuntimeConformance):
