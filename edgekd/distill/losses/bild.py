@@ -8,7 +8,8 @@ form the k(k-1)/2 pairwise differences d_ij = z_i - z_j (i < j) of the teacher's
 and of the student's logits at the same indices; L_t = KL(softmax(d^t / T) || softmax(d^s / T)).
 Student-led (s-LD): the same with the student's top-k indices (teacher still the target).
 BiLD = L_t + L_s, averaged over positions (tokens). Only the top-k logits are used, which
-filters the long-tail noise; differences carry the internal ranking.
+filters the long-tail noise; differences carry the internal ranking. Defaults top_k = 8 and
+T = 3 are the official code's (the defaults of its bild_loss).
 """
 
 from __future__ import annotations
@@ -40,17 +41,18 @@ class BiLDConfig(LossConfigBase):
     kind: Literal["bild"] = "bild"
     top_k: int = Field(8, ge=2, description="number of top logits whose pairwise differences are matched")
     led: Led = Field("both", description="teacher-led, student-led, or both (= BiLD)")
-    temperature: float = Field(1.0, gt=0, description="softmax temperature on the logit differences")
+    temperature: float = Field(3.0, gt=0, description="softmax temperature on the logit differences (official: 3)")
     output: int = Field(0, ge=0, description="index into the student's and teacher's outputs")
     class_dim: int | None = Field(None, description="class axis; null = 1, or last for [B,L,V] sequences")
     mask_key: str | None = Field(None, description="batch key of a 0/1 mask over positions (e.g. padding)")
 
 
 def led_difference_kl(s: torch.Tensor, t: torch.Tensor, idx: torch.Tensor, temperature: float,
-                      k_rows: torch.Tensor | None = None) -> torch.Tensor:
+                      k_rows: torch.Tensor | None = None, *, reverse: bool = False) -> torch.Tensor:
     """Per-row KL(softmax(d^t/T) || softmax(d^s/T)) over the pairs i < j of the K gathered
-    logits ``idx`` [N, K] (sorted by the leader, descending). ``k_rows`` [N] restricts row n
-    to its first k_rows[n] indices (pairs with j >= k excluded), for DBiLD."""
+    logits ``idx`` [N, K] (sorted by the leader, descending); ``reverse`` gives
+    KL(softmax(d^s/T) || softmax(d^t/T)) instead (DBiLD). ``k_rows`` [N] restricts row n to its
+    first k_rows[n] indices (pairs with j >= k excluded), for DBiLD."""
     K = idx.shape[1]
     sk, tk = s.gather(1, idx), t.gather(1, idx)
     i, j = torch.triu_indices(K, K, offset=1, device=s.device)
@@ -58,11 +60,12 @@ def led_difference_kl(s: torch.Tensor, t: torch.Tensor, idx: torch.Tensor, tempe
     if k_rows is not None:
         keep = j.unsqueeze(0) < k_rows.unsqueeze(1)
         ds, dt = ds.masked_fill(~keep, _MASKED), dt.masked_fill(~keep, _MASKED)
-    return kl_rows(F.log_softmax(dt, -1), F.log_softmax(ds, -1))
+    lt, ls = F.log_softmax(dt, -1), F.log_softmax(ds, -1)
+    return kl_rows(ls, lt) if reverse else kl_rows(lt, ls)
 
 
 def bild_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, top_k: int = 8, *, led: str = "both",
-              temperature: float = 1.0, class_dim: int | None = None,
+              temperature: float = 3.0, class_dim: int | None = None,
               mask: torch.Tensor | None = None) -> torch.Tensor:
     """BiLD (module docstring): mean over positions of L_t + L_s (or one of them)."""
     s, positions = flatten_positions(student_logits, class_dim)

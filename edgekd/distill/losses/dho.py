@@ -1,21 +1,27 @@
 """DHO: dual-head optimisation.
 
 Kang et al., "Simple yet Effective Semi-supervised Knowledge Distillation from
-Vision-Language Models via Dual-Head Optimization", 2025 (arXiv:2505.07675).
+Vision-Language Models via Dual-Head Optimization", 2025 (arXiv:2505.07675); official code
+github.com/erjui/DHO.
 
 The student keeps its own classifier (the CE head, trained on labels by the task loss)
 and gets a second, trainable KD head on the same feature h, trained only on the teacher:
 
-    L_KD = T^2 KL(softmax(z_t / T) || softmax(W_kd h / T))
+    L_KD = T^2 KL(softmax(z_t / T) || softmax(W_kd h / T)),   T = 2 (the official code's value)
 
-so the two objectives no longer fight over one set of weights. At inference the paper
-combines the two heads' outputs linearly; :func:`combine_heads` does so in probability
-space:
+averaged over positions, so the two objectives no longer fight over one set of weights.
+The official training loss is 0.5 CE + 0.5 (L_KD on labelled + L_KD on unlabelled images):
+in a recipe, ``distill.task_loss_weight`` and this term's ``weight`` set that balance.
 
-    p = alpha softmax(z_ce) + (1 - alpha) softmax(z_kd / beta)
+At inference the two heads are combined in probability space (:func:`combine_heads`), with
+alpha weighting the KD head as in the official code:
 
-(beta, a temperature on the KD head, defaults to 1; alpha and beta are inference-time
-choices, tunable on validation data without retraining).
+    p = (1 - alpha) softmax(z_ce) + alpha softmax(z_kd / beta)
+
+The official code picks alpha in {0, 0.05, ..., 1} and beta in {0.5, 0.75, 1, 1.25, 1.5,
+2, 4} by accuracy on validation data (no retraining needed); the defaults here (alpha 0.5,
+beta 1) are only a neutral starting point. The softmax runs over the class axis: axis 1 for
+[B, K] and dense [B, K, H, W] heads, the last axis for per-token heads [B, L, K].
 
 Feature handling: a [B,C,H,W] feature is globally average-pooled for [B,K] teacher logits
 (the head is a 1x1 conv if the teacher's logits are dense [B,K,H,W]); a [B,L,D] feature is
@@ -33,7 +39,13 @@ from torch import nn
 
 from edgekd.config.recipe import LossConfigBase
 from edgekd.distill.losses import LOSSES
-from edgekd.distill.losses._common import check_output_index, feature, probe_shape, teacher_output
+from edgekd.distill.losses._common import (
+    check_output_index,
+    feature,
+    probe_shape,
+    resolve_class_dim,
+    teacher_output,
+)
 from edgekd.distill.losses.hinton_kd import hinton_kd_loss
 from edgekd.distill.terms import LossTerm, StepContext, TapProbe
 from edgekd.errors import ConfigError
@@ -42,7 +54,7 @@ from edgekd.errors import ConfigError
 class DHOConfig(LossConfigBase):
     kind: Literal["dho"] = "dho"
     student: str = Field(..., description="student module path of the feature feeding its classifier")
-    temperature: float = Field(1.0, gt=0, description="KD temperature T of the KD head")
+    temperature: float = Field(2.0, gt=0, description="KD temperature T of the KD head (official code: 2)")
     output: int = Field(0, ge=0, description="index of the teacher's logits among its outputs")
 
 
@@ -73,17 +85,22 @@ class KDHead(nn.Module):
         return self.proj(h.mean(self.pool) if self.pool else h)
 
 
-def dho_kd_loss(kd_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def dho_kd_loss(kd_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
     """T^2 KL(softmax(z_t/T) || softmax(z_kd/T)), mean over positions (Hinton KD on the KD head)."""
     return hinton_kd_loss(kd_logits, teacher_logits, temperature)
 
 
 def combine_heads(ce_logits: torch.Tensor, kd_logits: torch.Tensor, alpha: float = 0.5, kd_temperature: float = 1.0,
-                  class_dim: int = 1) -> torch.Tensor:
-    """DHO inference: alpha softmax(z_ce) + (1 - alpha) softmax(z_kd / beta), probabilities."""
+                  class_dim: int | None = None) -> torch.Tensor:
+    """DHO inference: (1 - alpha) softmax(z_ce) + alpha softmax(z_kd / beta), probabilities over the class
+    axis (``class_dim``; null = 1 for [B,K] and [B,K,H,W], last for per-token [B,L,K])."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return alpha * F.softmax(ce_logits, class_dim) + (1 - alpha) * F.softmax(kd_logits / kd_temperature, class_dim)
+    if ce_logits.shape != kd_logits.shape:
+        raise ValueError(f"the CE head's logits {tuple(ce_logits.shape)} and the KD head's "
+                         f"{tuple(kd_logits.shape)} differ in shape")
+    d = resolve_class_dim(ce_logits.ndim, class_dim)
+    return (1 - alpha) * F.softmax(ce_logits, d) + alpha * F.softmax(kd_logits / kd_temperature, d)
 
 
 class DHOTerm(LossTerm):
@@ -97,9 +114,9 @@ class DHOTerm(LossTerm):
         return self.head(h)
 
     def predict(self, h: torch.Tensor, ce_logits: torch.Tensor, alpha: float = 0.5,
-                kd_temperature: float = 1.0) -> torch.Tensor:
+                kd_temperature: float = 1.0, class_dim: int | None = None) -> torch.Tensor:
         """Combined class probabilities from the tapped feature and the model's own logits."""
-        return combine_heads(ce_logits, self.head(h), alpha, kd_temperature)
+        return combine_heads(ce_logits, self.head(h), alpha, kd_temperature, class_dim)
 
     def forward(self, ctx: StepContext) -> torch.Tensor:
         h = feature(ctx.student_feats, "student", self.cfg.student, self.cfg.kind)

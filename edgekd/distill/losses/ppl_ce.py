@@ -18,7 +18,14 @@ or the teacher), taken WITHOUT gradient (weights are constants for the step).
 
 The weights average 1, so alpha = 0 is plain (token-mean, resp. sequence-mean) CE and the
 loss scale does not drift as the model improves. ``max_weight`` (optional) clips w after
-normalisation so one unreadable sequence cannot dominate a batch.
+normalisation so one unreadable sequence cannot dominate a batch. With no valid token at all
+(every label ``ignore_index``, or an all-zero mask) the loss is 0, as for the other reductions
+(a NaN would stop training).
+
+What follows LAMO and what is edgekd's: the idea (cross-entropy on the labels, up-weighted
+where the model's perplexity says the token or sequence is hard) is LAMO's; the exact weight
+(PPL^alpha normalised to mean 1, computed without gradient, the ``max_weight`` clip, the
+``ppl_from: teacher`` option and both granularities) is edgekd's specification.
 """
 
 from __future__ import annotations
@@ -72,10 +79,12 @@ def ppl_weighted_ce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Ten
             log_ppl = r.sum(1) / n_tok.clamp_min(1)
             # u / mean(u) computed in log space: PPL^alpha overflows for hard sequences
             logu = torch.where(seq_ok, alpha * log_ppl, torch.full_like(log_ppl, -torch.inf))
-            w = torch.exp(logu - torch.logsumexp(logu, 0)) * seq_ok.sum()
+            # where(), not a bare exp: with no valid sequence logsumexp is -inf and -inf - -inf is NaN
+            w = torch.where(seq_ok, torch.exp(logu - torch.logsumexp(logu, 0)), 0.0) * seq_ok.sum()
         elif granularity == "token":
             logu = torch.where(valid, alpha * r, torch.full_like(r, -torch.inf))
-            w = torch.exp(logu - torch.logsumexp(logu.reshape(-1), 0)) * valid.sum()
+            # no valid token (all labels ignore_index, or an all-zero mask): weights 0, loss 0, not NaN
+            w = torch.where(valid, torch.exp(logu - torch.logsumexp(logu.reshape(-1), 0)), 0.0) * valid.sum()
         else:
             raise ValueError(f"granularity must be sequence or token, got {granularity!r}")
         if max_weight is not None:

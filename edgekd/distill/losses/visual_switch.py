@@ -19,7 +19,14 @@ averaged over positions (all axes but the class axis). The switch term trains v_
 that the teacher reads the student's vision as its own; gradients flow THROUGH the frozen
 teacher into the student's encoder. The reference term (``reference_weight`` = lam) makes the
 switched answer a cross-modal target for the student's own head. ``divergence: dbild`` uses
-the DBiLD loss (edgekd/distill/losses/dbild.py) instead of KL for both terms.
+the DBiLD loss (edgekd/distill/losses/dbild.py, its Switch-KD defaults: Kneedle k in 2..16,
+both leads, reverse KL) instead of KL for both terms.
+
+What follows Switch-KD: the student's visual outputs are routed through the teacher's frozen
+language pathway and the resulting text probabilities are supervised by the teacher's (the
+switch term), with DBiLD available as the divergence. What is edgekd's choice: the trainable
+projector P, the reference term and its weight lam, KL as the default divergence, T^2 scaling
+and ``max_samples``.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ class VisualSwitchConfig(LossConfigBase):
     output: int = Field(0, ge=0, description="index of the logits in the outputs")
     temperature: float = Field(1.0, gt=0)
     reference_weight: float = Field(0.5, ge=0, description="lam: weight of the switched-answer -> student term")
-    divergence: Literal["kl", "dbild"] = Field("kl", description="KL, or DBiLD (top_p 0.9, k 2..16, both leads)")
+    divergence: Literal["kl", "dbild"] = Field("kl", description="KL, or DBiLD (Kneedle k in 2..16, both leads, reverse KL)")
     class_dim: int | None = Field(None, description="class axis; null = 1, or last for [B,L,V] sequences")
     max_samples: int | None = Field(None, ge=1, description="switch only the first n samples of each batch: the "
                                     "extra pass through the teacher pathway (forward and backward) is the "

@@ -104,3 +104,31 @@ def test_term(data, make_ctx, make_probe) -> None:
     from edgekd.errors import TrainingError
     with pytest.raises(TrainingError, match="targets"):
         term(make_ctx([z], None, batch={"labels": y[:, :3], "attention_mask": mask}))
+
+
+@pytest.mark.parametrize("gran", ["sequence", "token"])
+def test_no_valid_token_is_zero_not_nan(gran: str, make_ctx, make_probe, gen: torch.Generator) -> None:
+    z = torch.randn(2, 3, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    all_ignored = torch.full((2, 3), -100)
+    targets = torch.randint(0, 5, (2, 3), generator=gen)
+    for y, mask in ((all_ignored, None), (targets, torch.zeros(2, 3))):
+        loss = ppl_weighted_ce(z, y, mask, alpha=0.5, granularity=gran, max_weight=4.0)
+        assert loss.item() == 0.0
+        loss.backward()
+        assert torch.isfinite(z.grad).all() and z.grad.abs().sum().item() == 0.0
+        z.grad = None
+    # the same through the term (ppl_from teacher, as the GUI-agent recipe)
+    cfg = PPLCEConfig(target_key="t", granularity=gran, alpha=0.5, ppl_from="teacher", max_weight=4.0)
+    term = LOSSES.get(cfg)(cfg, make_probe([z], [z]))
+    assert term(make_ctx([z], [z.detach()], batch={"t": all_ignored})).item() == 0.0
+
+
+@pytest.mark.parametrize("gran", ["sequence", "token"])
+def test_batch_of_one_and_large_logits(gran: str, gen: torch.Generator) -> None:
+    z = torch.randn(1, 5, 9, generator=gen, dtype=torch.float64) * 50
+    y = torch.randint(0, 9, (1, 5), generator=gen)
+    y[0, 1] = -100
+    valid = y != -100
+    got = ppl_weighted_ce(z, y, alpha=0.5, granularity=gran)
+    assert torch.isfinite(got)
+    assert got.item() == pytest.approx(_ref(z, y, valid, 0.5, gran), rel=1e-9, abs=1e-10)

@@ -30,7 +30,8 @@ def test_every_kind_is_registered() -> None:
 def test_defaults_validate_and_extra_fails(kind: str) -> None:
     cls = LOSSES.config_class(kind)
     cfg = cls(**_minimal(cls))
-    assert cfg.kind == kind and cfg.weight == 1.0
+    # LAD's weight defaults to the official code's 3 (its CWD term); every other term to 1
+    assert cfg.kind == kind and cfg.weight == (3.0 if kind == "lad" else 1.0)
     assert callable(LOSSES.get(cfg))
     with pytest.raises(ValidationError, match="extra"):
         cls(**_minimal(cls), temprature=2.0)

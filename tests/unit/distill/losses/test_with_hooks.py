@@ -56,12 +56,18 @@ def test_one_step(raw: dict, device: str) -> None:
         out = student(*inputs)
         return (out,), s_taps.take()
 
+    def run_teacher(inputs):  # extra teacher forwards (mae_feature runs it on the masked image)
+        with torch.no_grad():
+            out = teacher(*inputs)
+        return (out,), t_taps.take()
+
     with torch.no_grad():
         t_out = teacher(x)
     t_feats = t_taps.take()
     s_out = student(x)
     ctx = StepContext(batch=batch, inputs=(x,), student_out=(s_out,), teacher_out=(t_out,),
-                      student_feats=s_taps.take(), teacher_feats=t_feats, run_student=run_student, run_teacher=None)
+                      student_feats=s_taps.take(), teacher_feats=t_feats, run_student=run_student,
+                      run_teacher=run_teacher)
     opt = torch.optim.SGD(list(student.parameters()) + list(term.parameters()), lr=0.1)
     loss = term(ctx)
     assert loss.ndim == 0 and torch.isfinite(loss)
