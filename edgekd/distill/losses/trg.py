@@ -21,6 +21,12 @@ this; check before quoting numbers as TRG's):
    CX_ij = w_ij / sum_k w_ik, CX = (1/N) sum_j max_i CX_ij, L_cx = mean_b -log CX_b.
 
 L = L_graph + context_weight * L_cx.
+
+What follows the paper (its abstract): tokens as graph nodes with edges across the whole
+batch (cross-instance relations), the teacher's graph transferred to the student, plus a
+token-wise contextual loss for the inner-instance context. What is edgekd's choice: every
+formula detail above (L2-normalised tokens, softmax edges with tau = 0.1, row-wise KL, node and
+token subsampling, Mechrez et al.'s CX with teacher-mean centring and h = 0.5, weight 1).
 """
 
 from __future__ import annotations
