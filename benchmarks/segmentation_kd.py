@@ -56,7 +56,7 @@ def arm_losses(arm: str) -> list[Any]:
     if arm == "pixel_kd":
         return [HintonKDConfig(temperature=1.0, mask_key="valid", weight=1.0)]
     if arm == "lad":
-        return [LADLossConfig(temperature=1.0, weight=1.0)]
+        return [LADLossConfig()]  # the paper's setting: CWD (tau 4, weight 3) to the label-assisted teacher
     return []
 
 
