@@ -37,13 +37,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML file whose top level is a mapping; every problem is a one-line :class:`ConfigError`."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: no such file")
-    size = p.stat().st_size
-    if size > MAX_YAML_BYTES:
-        raise ConfigError(f"{p}: {size:,} bytes is larger than the {MAX_YAML_BYTES:,} bytes a YAML "
-                          "config may have", hint="a recipe or device file is a few KiB; check the path")
+        raise ConfigError(f"{p}: {'not a regular file' if p.exists() else 'no such file'}",
+                          hint="give the path of a .yaml file")
     try:
-        text = p.read_bytes().decode("utf-8")
+        with p.open("rb") as f:  # read at most one byte past the budget: st_size is 0 for /proc files
+            blob = f.read(MAX_YAML_BYTES + 1)
+        if len(blob) > MAX_YAML_BYTES:
+            raise ConfigError(f"{p}: larger than the {MAX_YAML_BYTES:,} bytes a YAML config may have",
+                              hint="a recipe or device file is a few KiB; check the path")
+        text = blob.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
                           hint="save the file as UTF-8") from None

@@ -61,7 +61,7 @@ def test_deep_nesting_is_refused(tmp_path: Path, depth: int) -> None:
 
 def test_oversized_file_is_refused_before_reading(tmp_path: Path) -> None:
     p = _write(tmp_path, "name: x\ndescription: '" + "a" * MAX_YAML_BYTES + "'\n")
-    with pytest.raises(ConfigError, match="larger than the 1,048,576 bytes"):
+    with pytest.raises(ConfigError, match="larger than the 1,048,576 bytes a YAML config may have"):
         read_yaml(p)
 
 
@@ -95,3 +95,10 @@ def test_set_value_gets_the_same_budget() -> None:
     with pytest.raises(ConfigError, match="expands to more than"):
         parse_override("x=" + flow)
     assert parse_override("x=[unclosed") == (["x"], "[unclosed")  # bad YAML stays a string
+
+
+def test_folder_or_missing_path_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        read_yaml(tmp_path)
+    with pytest.raises(ConfigError, match="no such file"):
+        read_yaml(tmp_path / "nope.yaml")
