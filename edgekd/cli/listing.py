@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
 
 
@@ -25,18 +28,40 @@ def register(app: typer.Typer) -> None:
 
     @app.command("recipes")
     def recipes() -> None:
-        """List shipped recipes with their task, metric and presets."""
+        """List shipped recipes with their task, metric and presets; a file that cannot be read is
+        listed with its error instead of stopping the listing."""
         from rich.table import Table
+        from rich.text import Text
 
         from edgekd.cli._common import console
-        from edgekd.config.loading import read_yaml
         from edgekd.paths import recipes_dir
 
         table = Table(title="recipes")
         for col in ("name", "task", "presets", "description"):
             table.add_column(col)
-        for path in sorted(recipes_dir().glob("*.yaml")):
-            raw = read_yaml(path)
-            task = raw.get("task", {}).get("kind", "?") if isinstance(raw.get("task"), dict) else "?"
-            table.add_row(path.stem, str(task), ", ".join(raw.get("presets", {}) or {}), str(raw.get("description", "")))
+        rows = [_recipe_row(path) for path in sorted(recipes_dir().glob("*.yaml"))]
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))  # Text: a '[' in an error is not rich markup
         console.print(table)
+        bad = [row[0] for row in rows if row[1] == "(unreadable)"]
+        if bad:
+            print(f"warning: {len(bad)} recipe file(s) could not be read: {', '.join(bad)}; "
+                  "their error is in the description column", file=sys.stderr)
+
+
+def _recipe_row(path: Path) -> tuple[str, str, str, str]:
+    """(name, task kind, presets, description) of one recipe file, read raw (not validated), or
+    its one-line error in place of the description."""
+    from edgekd.config.loading import read_yaml
+    from edgekd.errors import ConfigError
+
+    try:
+        raw = read_yaml(path)
+    except ConfigError as exc:
+        message = exc.message.replace(f"{path}: ", "", 1)
+        return path.stem, "(unreadable)", "", f"error: {' '.join(message.split())}"
+    task = raw.get("task")
+    kind = str(task.get("kind", "?")) if isinstance(task, dict) else "?"
+    presets = raw.get("presets")
+    names = ", ".join(str(k) for k in presets) if isinstance(presets, dict) else ""
+    return path.stem, kind, names, str(raw.get("description", ""))

@@ -2,11 +2,16 @@
 errors into one readable report with field paths, values, what is allowed and a
 suggestion for misspelled keys.
 
-YAML is read with ``yaml.safe_load`` only: a recipe cannot construct Python objects.
+YAML is read with PyYAML's safe loader only (a recipe cannot construct Python objects), and only
+after the composed document has been measured: a file over :data:`MAX_YAML_BYTES`, a document that
+expands (aliases counted as what they stand for) to more than :data:`MAX_YAML_NODES` values, nests
+deeper than :data:`MAX_YAML_DEPTH`, or repeats a key is refused before anything is constructed, so an
+alias bomb costs microseconds instead of gigabytes.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,15 +25,36 @@ from edgekd.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+#: Largest YAML file read (recipes and device files are a few KiB).
+MAX_YAML_BYTES = 1 << 20
+#: Most values (scalars, lists, mappings) a document may expand to, an alias counting as what it names.
+MAX_YAML_NODES = 100_000
+#: Deepest nesting of lists/mappings accepted.
+MAX_YAML_DEPTH = 64
+
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; every problem is a one-line :class:`ConfigError`."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: no such file")
+        raise ConfigError(f"{p}: {'not a regular file' if p.exists() else 'no such file'}",
+                          hint="give the path of a .yaml file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        with p.open("rb") as f:  # read at most one byte past the budget: st_size is 0 for /proc files
+            blob = f.read(MAX_YAML_BYTES + 1)
+        if len(blob) > MAX_YAML_BYTES:
+            raise ConfigError(f"{p}: larger than the {MAX_YAML_BYTES:,} bytes a YAML config may have",
+                              hint="a recipe or device file is a few KiB; check the path")
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                          hint="save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = load_yaml_text(text, str(p))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{p}: not valid YAML: {yaml_error_line(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -36,48 +62,172 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse one YAML document with the safe loader, refusing it (:class:`ConfigError`) before
+    construction if it breaks a budget. Syntax errors propagate as ``yaml.YAMLError``."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{source}: {len(text):,} characters is more than the {MAX_YAML_BYTES:,} "
+                          "a YAML config may have")
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError(f"{source}: the YAML nests deeper than {MAX_YAML_DEPTH} levels") from None
+        if node is None:
+            return None
+        check_yaml_budget(node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def check_yaml_budget(root: yaml.Node, source: str) -> None:
+    """Raise :class:`ConfigError` if the composed document ``root`` expands to more than
+    :data:`MAX_YAML_NODES` values, nests deeper than :data:`MAX_YAML_DEPTH`, refers to itself or
+    repeats a key in a mapping. Linear in the composed size: each node's expansion is memoised."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def expanded(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(f"{source}: {_where(node)} an alias refers to a value that contains it")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{source}: {_where(node)} the YAML nests deeper than {MAX_YAML_DEPTH} levels")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            _no_repeated_keys(node, source)
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        for child in children:
+            total += expanded(child, depth + 1)
+            if total > MAX_YAML_NODES:
+                raise ConfigError(
+                    f"{source}: {_where(node)} the YAML expands to more than {MAX_YAML_NODES:,} values "
+                    "(an alias counts as everything it names); refused before loading it",
+                    hint="remove the aliases that multiply each other (a 'billion laughs' document)")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    expanded(root, 0)
+
+
+def _no_repeated_keys(node: yaml.MappingNode, source: str) -> None:
+    # PyYAML keeps the last of two equal keys silently; a recipe with two `train:` sections means one
+    # of them is ignored without a word, so it is an error here.
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+            if key.value in seen:
+                raise ConfigError(f"{source}: {_where(key)} the key {key.value!r} appears twice in one mapping",
+                                  hint="merge the two entries into one")
+            seen.add(key.value)
+
+
+def _where(node: yaml.Node) -> str:
+    mark = node.start_mark
+    return f"line {mark.line + 1}:" if mark is not None else ""
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """A PyYAML error on one line: 'line L, column C: problem (context)'."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = exc.problem or exc.context or type(exc).__name__
+        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        return f"{where}{what}{context}"
+    return " ".join(str(exc).split())
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b.c=value`` -> (["a", "b", "c"], value). The value is parsed as YAML (so 3 -> int,
-    true -> bool, [1,2] -> list); anything else stays a string and validation judges it."""
+    true -> bool, [1,2] -> list, {a: 1} -> a mapping that merges into the section); anything else stays
+    a string and validation judges it."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
     key, raw = text.split("=", 1)
-    key = key.strip()
-    parts = key.split(".")
-    if not key or any(not p for p in parts):
-        raise ConfigError(f"--set {text!r}: the key {key!r} is not a dotted path like train.epochs")
+    parts = split_key(key.strip(), f"--set {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw, f"--set {key.strip()}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[list[str], Any]]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each override applied. List items are addressed by index
-    (``distill.losses.0.weight=2``). Unknown keys are left to schema validation, which names them."""
-    import copy
+def split_key(key: str, source: str) -> list[str]:
+    """``a.b.c`` -> ["a", "b", "c"]; a key with an empty part is a :class:`ConfigError`."""
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise ConfigError(f"{source}: the key {key!r} is not a dotted path like train.epochs")
+    return parts
 
-    out = copy.deepcopy(data)
-    for ov in overrides:
-        parts, value = parse_override(ov) if isinstance(ov, str) else ov
-        node: Any = out
-        for i, part in enumerate(parts[:-1]):
-            where = ".".join(parts[: i + 1])
-            if isinstance(node, list):
-                node = node[_index(part, node, where)]
-            elif isinstance(node, dict):
-                if not isinstance(node.get(part), (dict, list)):
-                    node[part] = {}
-                node = node[part]
-            else:
-                raise ConfigError(f"--set {'.'.join(parts)}: {where} is a value, not a section")
-        last = parts[-1]
-        if isinstance(node, list):
-            node[_index(last, node, ".".join(parts))] = value
-        else:
-            node[last] = value
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[list[str], Any]]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each override applied (see :func:`resolve_overrides`); raise one
+    :class:`ConfigError` listing every override that could not be applied."""
+    out, problems = resolve_overrides(data, overrides)
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else f"{len(problems)} overrides cannot be applied",
+                          problems[1:] if len(problems) == 1 else problems)
     return out
+
+
+def resolve_overrides(data: dict[str, Any], overrides: Iterable[str | tuple[list[str], Any]],
+                      ) -> tuple[dict[str, Any], list[str]]:
+    """A copy of ``data`` with each override applied, and the problems of those that could not be.
+
+    A value that is a mapping *merges* into the section already there (recursively: the keys it names
+    are replaced, the others kept); any other value (a number, a string, a list) replaces what was there.
+    List items are addressed by index (``distill.losses.0.weight=2``). Unknown keys are left to schema
+    validation, which names them."""
+    out = copy.deepcopy(data)
+    problems: list[str] = []
+    for ov in overrides:
+        try:
+            parts, value = parse_override(ov) if isinstance(ov, str) else ov
+            _set_path(out, parts, value)
+        except ConfigError as exc:
+            problems.append(str(exc).replace("\n", " "))
+    return out, problems
+
+
+def _set_path(out: dict[str, Any], parts: list[str], value: Any) -> None:
+    node: Any = out
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = node[_index(part, node, where)]
+        elif isinstance(node, dict):
+            if not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+        else:
+            raise ConfigError(f"--set {'.'.join(parts)}: {where} is a value, not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        idx = _index(last, node, ".".join(parts))
+        node[idx] = merge_into(node[idx], value)
+    else:
+        node[last] = merge_into(node.get(last), value)
+
+
+def merge_into(base: Any, patch: Any) -> Any:
+    """``patch`` deep-merged into ``base`` when both are mappings, else a copy of ``patch``."""
+    if not (isinstance(base, dict) and isinstance(patch, dict)):
+        return copy.deepcopy(patch)
+    merged = dict(base)
+    for key, value in patch.items():
+        merged[key] = merge_into(base.get(key), value)
+    return merged
 
 
 def _index(part: str, node: list[Any], where: str) -> int:
@@ -92,10 +242,18 @@ def _index(part: str, node: list[Any], where: str) -> int:
 
 def validate(model: type[M], data: Mapping[str, Any], source: str) -> M:
     """Validate ``data`` against ``model``; raise one ConfigError listing every problem."""
+    result, problems = validation_problems(model, data)
+    if result is None:
+        raise ConfigError(f"{source}: {len(problems)} problem(s)", problems)
+    return result
+
+
+def validation_problems(model: type[M], data: Mapping[str, Any]) -> tuple[M | None, list[str]]:
+    """``(model instance, [])`` if ``data`` is valid, else ``(None, every problem as a line)``."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data), []
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {exc.error_count()} problem(s)", format_errors(exc, model)) from None
+        return None, format_errors(exc, model)
 
 
 def format_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:

@@ -8,15 +8,53 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from edgekd.config.loading import apply_overrides, read_yaml, register_tags, validate
+from edgekd.config.loading import read_yaml, register_tags, resolve_overrides, split_key, validation_problems
+
+#: Ceiling of every integer config field that sets no upper bound of its own (dataset sizes, counts,
+#: steps): far above any run edgekd can do, low enough that a slipped exponent is an error, not an
+#: out-of-memory crash an hour later.
+MAX_COUNT = 10_000_000
+#: Seeds feed numpy's legacy seeding, which takes 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: A recipe name becomes a folder name (run folders, the teacher cache): one plain path segment.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are validated on assignment."""
+    """Base of every config model: unknown keys are errors, values are validated on assignment,
+    floats must be finite, and an integer field without an upper bound of its own gets one
+    (:data:`MAX_COUNT`; a field named ``seed`` or ``*_seed`` must fit 0 .. :data:`MAX_SEED`)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _integers_have_a_ceiling(cls, value: Any, info: ValidationInfo) -> Any:
+        if type(value) is not int or info.field_name is None:
+            return value
+        field = cls.model_fields.get(info.field_name)
+        if field is None or any(getattr(m, "le", None) is not None or getattr(m, "lt", None) is not None
+                                    for m in field.metadata):
+            return value
+        if info.field_name == "seed" or info.field_name.endswith("_seed"):
+            if not 0 <= value <= MAX_SEED:
+                raise PydanticCustomError("seed_range", "a seed should be in 0..{max} (numpy's range)",
+                                          {"max": MAX_SEED})
+        elif value > MAX_COUNT:
+            raise PydanticCustomError("count_ceiling", "should be at most {max} (edgekd's ceiling for sizes "
+                                      "and counts)", {"max": f"{MAX_COUNT:,}"})
+        return value
 
 
 class TaskConfigBase(Strict):
@@ -34,8 +72,8 @@ class LossConfigBase(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(10, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1, le=65_536)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -45,7 +83,7 @@ class TrainConfig(Strict):
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="mixed precision: auto = bf16 on CUDA with bf16 support, off on CPU")
     early_stopping_patience: int | None = Field(None, ge=1, description="epochs without val improvement")
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, le=256)
     checkpoint_every_steps: int = Field(0, ge=0, description="0 = at each epoch end only")
     log_every_steps: int = Field(20, ge=1)
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for smoke runs")
@@ -134,7 +172,7 @@ class DistillConfigBase(Strict):
 class ParityConfig(Strict):
     atol: float = Field(1e-4, gt=0)
     rtol: float = Field(1e-3, ge=0)
-    samples: int = Field(16, ge=1)
+    samples: int = Field(16, ge=1, le=100_000)
 
 
 ExportFormat = Literal["onnx", "openvino", "tensorrt"]
@@ -151,7 +189,7 @@ class ExportConfig(Strict):
 
 class CalibrationConfig(Strict):
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    samples: int = Field(256, ge=1)
+    samples: int = Field(256, ge=1, le=1_000_000)
     percentile: float = Field(99.99, gt=50, le=100)
 
 
@@ -190,21 +228,22 @@ class QuantizeConfig(Strict):
 
 class ProfileConfig(Strict):
     enabled: bool = True
-    warmup_s: float = Field(0.5, ge=0)
-    warmup_iters: int = Field(10, ge=0)
-    sessions: int = Field(5, ge=1)
-    iterations: int = Field(100, ge=1)
-    min_duration_s: float = Field(1.0, ge=0)
-    threads: int | None = Field(None, ge=1, description="null = the device's default_threads")
-    batch: int = Field(1, ge=1)
+    warmup_s: float = Field(0.5, ge=0, le=3600)
+    warmup_iters: int = Field(10, ge=0, le=1_000_000)
+    sessions: int = Field(5, ge=1, le=10_000)
+    iterations: int = Field(100, ge=1, le=MAX_COUNT)
+    min_duration_s: float = Field(1.0, ge=0, le=86_400)
+    threads: int | None = Field(None, ge=1, le=1024, description="null = the device's default_threads")
+    batch: int = Field(1, ge=1, le=65_536)
 
 
 class RecipeBase(Strict):
     """The static part of a recipe. :func:`recipe_model` adds the typed task and loss unions."""
 
-    name: str
+    name: str = Field(description="names the run's and the teacher cache's folders: letters, digits, "
+                      "'_', '.', '-' (64 at most, starting with a letter or digit)")
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds data, weights and shuffling (numpy's range)")
     preset: str | None = Field("quick", description="name of an entry in presets applied before --set")
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task: TaskConfigBase
@@ -214,6 +253,17 @@ class RecipeBase(Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise PydanticCustomError(
+                "recipe_name", "should be a plain name: letters, digits, '_', '.', '-', at most 64, starting "
+                "with a letter or digit (it names the run's and the teacher cache's folders)")
+        return value
 
 
 def _tagged(classes: list[type[BaseModel]]) -> Any:
@@ -264,41 +314,104 @@ def resolve_recipe_path(name_or_path: str | Path, recipes_dir: Path | None = Non
 
 def load_recipe_as(model: type[RecipeBase], name_or_path: str | Path, overrides: list[str] | None = None,
                    preset: str | None = None) -> RecipeBase:
-    """Read, apply the preset and ``--set`` overrides, validate against ``model``. Every problem is reported
-    at once. Most callers want ``edgekd.tasks.recipe.load_recipe``, which supplies the composed model."""
+    """Read, deep-merge the preset, apply the ``--set`` overrides, validate against ``model``.
+
+    The resolved recipe is validated as a whole and every problem is reported at once in one
+    :class:`~edgekd.errors.ConfigError`: malformed overrides, the resolved recipe's schema errors, and
+    the errors of the recipe's other presets (each resolved without the overrides), so a broken preset
+    is found the first time the file is used, not the first time that preset is. Most callers want
+    ``edgekd.tasks.recipe.load_recipe``, which supplies the composed model."""
     from edgekd.errors import ConfigError
 
     path = resolve_recipe_path(name_or_path)
     raw = read_yaml(path)
-    overrides = list(overrides or [])
+    problems: list[str] = []
+    sets = _parsed_overrides(overrides or [], problems)
     # --set preset=... is honoured too, so the preset is known before it is applied.
-    chosen = preset if preset is not None else _preset_from(raw, overrides)
-    presets = raw.get("presets") or {}
-    if chosen is not None and chosen not in ("", "none"):
-        if not isinstance(presets, dict) or chosen not in presets:
-            from edgekd.errors import UnknownNameError
-            raise UnknownNameError("preset", chosen, list(presets) if isinstance(presets, dict) else [],
-                                   hint=f"presets are defined under 'presets:' in {path}")
-        preset_overrides = presets[chosen] or {}
-        if not isinstance(preset_overrides, dict):
-            raise ConfigError(f"{path}: presets.{chosen} must map dotted keys to values")
-        raw = apply_overrides(raw, [(str(k).split("."), v) for k, v in preset_overrides.items()])
-        raw["preset"] = chosen
-    raw = apply_overrides(raw, overrides)
-    if chosen is None or chosen in ("", "none"):
-        raw["preset"] = None
-    return validate(model, raw, str(path))
+    chosen = preset if preset is not None else _preset_from(raw, sets)
+    presets = _presets_of(raw, path)
+    resolved = _with_preset(raw, presets, chosen, path, problems)
+    resolved, set_problems = resolve_overrides(resolved, sets)
+    problems += set_problems
+    if chosen in (None, "", "none"):
+        resolved["preset"] = None
+    recipe, schema_problems = validation_problems(model, resolved)
+    problems += schema_problems
+    problems += _other_preset_problems(model, raw, presets, chosen, path, set(schema_problems))
+    if problems or recipe is None:
+        raise ConfigError(f"{path}: {len(problems)} problem(s)", problems,
+                          hint="fix them in the recipe or the --set values; every problem is listed")
+    return recipe
 
 
-def _preset_from(raw: dict[str, Any], overrides: list[str]) -> str | None:
+def _parsed_overrides(overrides: list[str], problems: list[str]) -> list[tuple[list[str], Any]]:
     from edgekd.config.loading import parse_override
+    from edgekd.errors import ConfigError
 
-    chosen = raw.get("preset", "quick" if "quick" in (raw.get("presets") or {}) else None)
+    parsed = []
     for ov in overrides:
-        parts, value = parse_override(ov)
+        try:
+            parsed.append(parse_override(ov))
+        except ConfigError as exc:
+            problems.append(exc.message)
+    return parsed
+
+
+def _preset_from(raw: dict[str, Any], overrides: list[tuple[list[str], Any]]) -> str | None:
+    chosen = raw.get("preset", "quick" if "quick" in (raw.get("presets") or {}) else None)
+    for parts, value in overrides:
         if parts == ["preset"]:
             chosen = value
     return None if chosen is None else str(chosen)
+
+
+def _presets_of(raw: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    from edgekd.errors import ConfigError
+
+    presets = raw.get("presets") or {}
+    if not isinstance(presets, dict):
+        raise ConfigError(f"{path}: presets must map preset names to sections of dotted keys")
+    for name, entries in presets.items():
+        if entries is not None and not isinstance(entries, dict):
+            raise ConfigError(f"{path}: presets.{name} must map dotted keys to values, "
+                              f"got {type(entries).__name__}")
+    return {str(k): v or {} for k, v in presets.items()}
+
+
+def _with_preset(raw: dict[str, Any], presets: dict[str, dict[str, Any]], chosen: str | None, path: Path,
+                 problems: list[str]) -> dict[str, Any]:
+    """``raw`` with preset ``chosen`` deep-merged into it (a mapping value merges into the recipe's
+    section, anything else replaces the value), ``preset`` set to its name."""
+    from edgekd.errors import ConfigError, UnknownNameError
+
+    if chosen in (None, "", "none"):
+        return raw
+    if chosen not in presets:
+        raise UnknownNameError("preset", str(chosen), list(presets),
+                               hint=f"presets are defined under 'presets:' in {path}")
+    entries = []
+    for key, value in presets[chosen].items():
+        try:
+            entries.append((split_key(str(key), f"presets.{chosen}"), value))
+        except ConfigError as exc:
+            problems.append(exc.message)
+    resolved, entry_problems = resolve_overrides(raw, entries)
+    problems += [f"presets.{chosen}: {p}" for p in entry_problems]
+    resolved["preset"] = chosen
+    return resolved
+
+
+def _other_preset_problems(model: type[RecipeBase], raw: dict[str, Any], presets: dict[str, dict[str, Any]],
+                           chosen: str | None, path: Path, known: set[str]) -> list[str]:
+    """Problems of each preset other than ``chosen``, resolved without overrides; those already in
+    ``known`` (the recipe's own) are not repeated."""
+    problems: list[str] = []
+    for name in presets:
+        if name == chosen:
+            continue
+        resolved = _with_preset(raw, presets, name, path, problems)  # its own problems come prefixed
+        problems += [f"presets.{name}: {p}" for p in validation_problems(model, resolved)[1] if p not in known]
+    return problems
 
 
 def recipe_hash(recipe: BaseModel) -> str:
