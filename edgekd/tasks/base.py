@@ -62,8 +62,12 @@ class Task(Protocol):
     must define them too (``edgekd.tasks.check_task`` lists what is missing or ill-typed).
     """
 
-    config: TaskConfigBase
     metric: MetricSpec
+
+    @property
+    def config(self) -> TaskConfigBase:
+        """The recipe's task section (read-only here, so a task may narrow it to its own config class)."""
+        ...
 
     def io_spec(self) -> IOSpec:
         """Input and output names, shapes and dtypes of the student (and of every exported artifact)."""

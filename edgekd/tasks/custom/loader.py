@@ -118,7 +118,7 @@ def load_factory(factory: str) -> tuple[Callable[..., Any], Path | None]:
                           f"(its callables: {', '.join(public) or 'none'})", hint="fix the name after ':'")
     fn = getattr(module, attr)
     if not callable(fn):
-        raise ConfigError(f"task.factory={factory!r}: {attr} is a {type(fn).__name__}, not callable",
+        raise ConfigError(f"task.factory={factory!r}: {attr} is of type {type(fn).__name__}, not callable",
                           hint=FACTORY_HINT)
     return fn, path
 
