@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from edgekd.tasks.custom.config import CustomTaskConfig, split_factory
 from edgekd.tasks.protocol_check import check_task
 
 _EDGEKD_DIR = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
 FACTORY_HINT = "the factory is called as build(args: dict, seed: int) and returns an edgekd.tasks.Task"
 
 
@@ -126,6 +128,10 @@ def load_factory(factory: str) -> tuple[Callable[..., Any], Path | None]:
 def build_custom_task(cfg: CustomTaskConfig, seed: int = 0) -> Task:
     """Import the factory, call ``build(args, seed)`` and check the result; every problem is a ConfigError."""
     fn, path = load_factory(cfg.factory)
+    if cfg.factory_sha256 and path is not None and path.is_file() and sha256_file(path) != cfg.factory_sha256:
+        # a run folder rebuilt after its task file was edited: its weights may not fit the models any more
+        log.warning("%s changed since this recipe was resolved (SHA-256 differs); the task is built from the "
+                    "current file", path)
     try:
         inspect.signature(fn).bind(dict(cfg.args), seed)
     except TypeError as exc:

@@ -146,3 +146,12 @@ def test_cli_exits_2_before_training(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "does not implement edgekd.tasks.Task" in err and "Traceback" not in err
     assert not (out / "train").exists()  # nothing trained
+
+
+def test_a_task_file_edited_after_resolution_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                                             ) -> None:
+    r = load_recipe(_project(tmp_path, "my_task.py:build", GOOD))
+    (tmp_path / "my_task.py").write_text(GOOD + "\n# edited\n")
+    with caplog.at_level("WARNING"):
+        build_task(r.task, 0)
+    assert "changed since this recipe was resolved" in caplog.text
