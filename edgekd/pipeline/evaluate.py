@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.tasks.base import PredictFn, torch_predict
+from edgekd.tasks.base import PredictFn, Task, torch_predict
 from edgekd.tasks.model_stats import param_count as _param_count
 
 
@@ -26,14 +26,14 @@ def callable_predict(fn: Any, input_names: Sequence[str]) -> PredictFn:
     return predict
 
 
-def model_predict(model: Any, task: Any) -> PredictFn:
+def model_predict(model: Any, task: Task) -> PredictFn:
     spec = task.io_spec()
     if isinstance(model, nn.Module):
         return torch_predict(model, spec)
     return callable_predict(model, spec.input_names)
 
 
-def evaluate_all(task: Any, predict: PredictFn, batch_size: int = 64) -> dict[str, Any]:
+def evaluate_all(task: Task, predict: PredictFn, batch_size: int = 64) -> dict[str, Any]:
     """Metric on the test split and every extra split the task reports."""
     res = task.evaluate(predict, split="test", batch_size=batch_size)
     out: dict[str, Any] = {"metric": float(res.metric), "extras": res.extras}

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekd.config.device import DeviceConfig
 from edgekd.config.recipe import RecipeBase
+from edgekd.tasks.base import Task
 
 
 def tensorrt_precision(device: DeviceConfig, recipe_name: str) -> str:
@@ -28,7 +29,7 @@ def tensorrt_precision(device: DeviceConfig, recipe_name: str) -> str:
     return "fp16"
 
 
-def export_extra_formats(student: Any, task: Any, recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *,
+def export_extra_formats(student: Any, task: Task, recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *,
                          onnx_path: Path | None, qdq: bool, feeds: list[dict[str, np.ndarray]],
                          calib: list[dict[str, np.ndarray]], tensorrt_note: str | None = None
                          ) -> dict[str, dict[str, Any]]:

@@ -314,11 +314,7 @@ def _tensorrt_source(recipe: RecipeBase, onnx_path: Path, int8_path: Path) -> tu
 def _scratch_student(task: Any) -> Any:
     """The baseline student gets nothing from the teacher: tasks whose student copies teacher weights by
     default (DFT Gaze copies stage 1) take ``init='scratch'`` for this arm."""
-    import inspect
-
-    if "init" in inspect.signature(task.build_student).parameters:
-        return task.build_student(init="scratch")
-    return task.build_student()
+    return task.build_student(init="scratch")
 
 
 def _public(obj: Any) -> dict[str, Any]:
@@ -357,10 +353,10 @@ def _parity(student: Any, path: Path, task: Any, recipe: RecipeBase, *, exact: b
     feeds = _test_feeds(task, recipe.export.parity.samples)
     kw = dict(output_names=spec.output_names, atol=recipe.export.parity.atol, rtol=recipe.export.parity.rtol,
               artifact=path.name)
-    if not exact and getattr(task, "parity_compare", "allclose") == "argmax":
+    if not exact and task.parity_compare == "argmax":
         # dense class scores (segmentation): INT8 is judged on the argmax map, not on logits
         rep = check_parity(torch_predict(student, spec), _ort_predict(path, threads=None), feeds, **kw,
-                           compare="argmax", min_agreement=getattr(task, "parity_min_agreement", 0.99),
+                           compare="argmax", min_agreement=task.parity_min_agreement,
                            raise_on_failure=False)
         return _public(rep)
     try:

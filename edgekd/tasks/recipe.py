@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from edgekd.config.recipe import RecipeBase, compose_recipe_model, load_recipe_as
+from edgekd.config.recipe import RecipeBase, compose_recipe_model, load_recipe_as, resolve_recipe_path
 
 
 @functools.cache
@@ -26,9 +26,17 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None,
                 preset: str | None = None) -> RecipeBase:
     """Read a recipe (a name in ``recipes/`` or a path), apply its preset and ``--set`` overrides, validate.
 
-    Every problem is reported at once, as a :class:`~edgekd.errors.ConfigError`.
+    Every problem is reported at once, as a :class:`~edgekd.errors.ConfigError`. A custom task's factory
+    file is resolved here against the recipe's folder (made absolute, its SHA-256 recorded), so the
+    resolved recipe in a run's manifest rebuilds the same task from anywhere.
     """
-    return load_recipe_as(recipe_model(), name_or_path, overrides, preset)
+    recipe = load_recipe_as(recipe_model(), name_or_path, overrides, preset)
+    from edgekd.tasks.custom import CustomTaskConfig, resolve_factory
+
+    if isinstance(recipe.task, CustomTaskConfig):
+        folder = resolve_recipe_path(name_or_path).resolve().parent
+        recipe.task = resolve_factory(recipe.task, folder)
+    return recipe
 
 
 __all__ = ["load_recipe", "recipe_model"]

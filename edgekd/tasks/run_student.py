@@ -12,6 +12,7 @@ from edgekd.errors import ConfigError
 from edgekd.iospec import IOSpec
 from edgekd.runtime.torch_eager import set_run_loader
 from edgekd.tasks import build_task
+from edgekd.tasks.base import Task
 from edgekd.tasks.recipe import recipe_model
 from edgekd.weights import load_module_weights
 
@@ -22,7 +23,7 @@ RUN_WEIGHTS = ("student_kd.safetensors", "student.safetensors")
 class RunStudent:
     module: Any  # torch.nn.Module in eval mode, weights loaded
     spec: IOSpec
-    task: Any
+    task: Task
     recipe: Any
     run_dir: Path
     weights: Path

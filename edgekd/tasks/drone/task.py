@@ -16,7 +16,6 @@ the frame's label may be used by ``task_loss``).
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -26,27 +25,19 @@ from torch.utils.data import Dataset
 
 from edgekd.errors import UnknownNameError
 from edgekd.iospec import IOSpec, TensorSpec
-from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn
+from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, TaskBase, check_student_init
 from edgekd.tasks.drone import closed_loop, record, sim
 from edgekd.tasks.drone.augment import augment
 from edgekd.tasks.drone.config import DroneTaskConfig
 from edgekd.tasks.drone.models import StudentNet
 from edgekd.tasks.drone.teacher import IBVSTeacher
+from edgekd.tasks.memo import Memo
 
 METRIC = MetricSpec("success_rate", lower_is_better=False, unit="fraction")
 SPLITS = ("train", "val", "test")
 
-_LOCK = threading.Lock()
-_BANKS: dict[tuple[str, int, str], sim.SceneBank] = {}
-_FRAMES: dict[tuple[str, int, str], record.FrameSet] = {}
-_MAX = 12
-
-
-def _remember(store: dict, key: tuple, value: object) -> None:  # type: ignore[type-arg]
-    with _LOCK:
-        if len(store) >= _MAX:
-            store.pop(next(iter(store)))
-        store[key] = value
+_BANKS: Memo[sim.SceneBank] = Memo(max_items=12)
+_FRAMES: Memo[record.FrameSet] = Memo(max_items=12)
 
 
 class DroneFrames(Dataset):  # type: ignore[type-arg]
@@ -70,7 +61,7 @@ class DroneFrames(Dataset):  # type: ignore[type-arg]
         return {"image": img, "command": self._labels[i], "labelled": self._labelled[i]}
 
 
-class DroneTask:
+class DroneTask(TaskBase):
     """The drone domain behind :class:`edgekd.tasks.base.Task`."""
 
     metric = METRIC
@@ -93,17 +84,15 @@ class DroneTask:
     def bank(self, split: str) -> sim.SceneBank:
         """The split's scenes (distinct random streams, so no scene is shared between splits)."""
         self._check(split)
-        key = self._key(split)
-        if key not in _BANKS:
-            _remember(_BANKS, key, sim.make_bank(self.config.scene, self.seed, closed_loop.STREAM[split]))
-        return _BANKS[key]
+        return _BANKS.get(self._key(split),
+                          lambda: sim.make_bank(self.config.scene, self.seed, closed_loop.STREAM[split]))
 
     def frames(self, split: str) -> record.FrameSet:
         """Teacher-flown frames of a split (memoised in memory)."""
         self._check(split)
-        key = self._key(split)
-        if key in _FRAMES:
-            return _FRAMES[key]
+        return _FRAMES.get(self._key(split), lambda: self._fly(split))
+
+    def _fly(self, split: str) -> record.FrameSet:
         c = self.config
         bank = self.bank(split)
         rng = np.random.default_rng([self.seed, closed_loop.STREAM[split], 104_729])
@@ -117,7 +106,6 @@ class DroneTask:
         if split != "train":
             keep = rng.permutation(len(fs))[: c.val_frames]
             fs = record.FrameSet(fs.images[keep], fs.commands[keep], fs.episode[keep], fs.step[keep])
-        _remember(_FRAMES, key, fs)
         return fs
 
     # ---- data
@@ -143,7 +131,10 @@ class DroneTask:
         its U-Net segmenter is trained (once per process) or loaded on the first build."""
         return IBVSTeacher(self.config)
 
-    def build_student(self, width_mult: float | None = None) -> StudentNet:
+    def build_student(self, width_mult: float | None = None, *, init: str = "teacher") -> StudentNet:
+        """A fresh student (``width_mult`` overrides the config's, for width sweeps). It copies nothing
+        from the analytic teacher, so ``init`` changes nothing."""
+        check_student_init(init)
         torch.manual_seed(self.seed + 1)
         return StudentNet(self.config.width_mult if width_mult is None else width_mult, self.config.activation,
                           self.config.downsample)
@@ -178,6 +169,3 @@ class DroneTask:
             metric -= 1e-3 * min(summary["final_error_px"], 100.0)
             summary["selection_score"] = metric
         return EvalResult(metric=float(metric), extras=summary)
-
-    def eval_splits(self) -> list[str]:
-        return []

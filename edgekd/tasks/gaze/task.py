@@ -10,7 +10,6 @@ from train and from each other), and ``test_wearer_<k>`` (the k-th test wearer a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,17 +21,16 @@ from torch.utils.data import Dataset
 
 from edgekd.errors import ConfigError, UnknownNameError
 from edgekd.iospec import IOSpec, TensorSpec
-from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, iterate_numpy
+from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, TaskBase, check_student_init, iterate_numpy
 from edgekd.tasks.gaze import models, synth
 from edgekd.tasks.gaze.config import GazeTaskConfig
 from edgekd.tasks.gaze.metric import angular_error_deg
+from edgekd.tasks.memo import Memo
 
 METRIC = MetricSpec("angular_error_deg", lower_is_better=True, unit="deg")
 LOSS_SCALE_DEG = 10.0  # the supervised loss sees gaze / 10 deg, so its values are O(0.1..1)
 
-_CACHE: dict[tuple[str, str, int], synth.GazeArrays] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_MAX = 16
+_SPLITS: Memo[synth.GazeArrays] = Memo(max_items=16)
 
 
 class GazeDataset(Dataset):  # type: ignore[type-arg]
@@ -91,28 +89,23 @@ def balanced_gaze(cfg: GazeTaskConfig, n: int, k: int, seed: int) -> np.ndarray:
 def split_arrays(cfg: GazeTaskConfig, split: str, seed: int) -> synth.GazeArrays:
     """Generated (and memoised in memory) arrays of a base split: train, val or test."""
     key = (cfg.model_dump_json(exclude={"model", "mae", "loss"}), split, seed)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+    return _SPLITS.get(key, lambda: _generate_split(cfg, split, seed))
+
+
+def _generate_split(cfg: GazeTaskConfig, split: str, seed: int) -> synth.GazeArrays:
     if split == "train" and cfg.balance_clusters > 0:
         wearers = synth.split_wearers(cfg, "train")
         ids = wearers[np.arange(cfg.train_size) % len(wearers)]
         gaze = balanced_gaze(cfg, cfg.train_size, cfg.balance_clusters, seed)
-        arrays = synth.generate(cfg, ids, seed, synth.STREAM["train"], gaze_deg=gaze)
-    else:
-        arrays = synth.generate_split(cfg, split, seed)
-    with _CACHE_LOCK:
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = arrays
-    return arrays
+        return synth.generate(cfg, ids, seed, synth.STREAM["train"], gaze_deg=gaze)
+    return synth.generate_split(cfg, split, seed)
 
 
 def subset(arrays: synth.GazeArrays, mask: np.ndarray) -> synth.GazeArrays:
     return synth.GazeArrays(arrays.images[mask], arrays.gaze[mask], arrays.optical[mask], arrays.wearer[mask])
 
 
-class GazeTask:
+class GazeTask(TaskBase):
     """The gaze domain behind :class:`edgekd.tasks.base.Task`."""
 
     metric = METRIC
@@ -185,8 +178,7 @@ class GazeTask:
         """The student. ``init='teacher'`` (default) copies the stem and stage 1 from the teacher
         this task built last (in its current, i.e. trained, state), as DFT Gaze does; with no
         teacher built yet, or ``init='scratch'``, all weights are fresh."""
-        if init not in ("teacher", "scratch"):
-            raise ConfigError(f"build_student(init={init!r}): allowed are 'teacher' and 'scratch'")
+        check_student_init(init)
         torch.manual_seed(self.seed + 1)
         return models.build_student(self.config.model, self._teacher if init == "teacher" else None)
 
@@ -233,9 +225,6 @@ class GazeTask:
             "per_wearer_deg": per_wearer, "per_wearer_bias_deg": bias, "n": int(len(err)),
         }
         return EvalResult(metric=float(err.mean()), extras=extras)
-
-    def eval_splits(self) -> list[str]:
-        return []
 
 
 def param_counts(teacher: nn.Module, student: nn.Module) -> dict[str, int]:

@@ -17,7 +17,6 @@ Inputs: ``image`` [B, 3, S, S] float32 and ``tokens`` [B, L] int64; output ``log
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,27 +27,27 @@ import torch.nn.functional as F
 
 from edgekd.errors import ConfigError, UnknownNameError
 from edgekd.iospec import IOSpec, TensorSpec
-from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, iterate_numpy
+from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, TaskBase, check_student_init, iterate_numpy
 from edgekd.tasks.gui_agent import data, models
 from edgekd.tasks.gui_agent import tokens as T
 from edgekd.tasks.gui_agent.config import GuiAgentTaskConfig
 from edgekd.tasks.gui_agent.metric import click_correct, summarize
+from edgekd.tasks.memo import Memo
 
 METRIC = MetricSpec("click_accuracy", lower_is_better=False, unit="fraction")
 STREAM = {"train": 1, "val": 2, "test": 3, "test_paraphrase": 4, "test_clutter": 5}
 EXTRA_SPLITS = ("test_paraphrase", "test_clutter")
 
-_CACHE: dict[tuple[str, str, int], data.GuiArrays] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_MAX = 12
+_SPLITS: Memo[data.GuiArrays] = Memo(max_items=12)
 
 
 def split_arrays(cfg: GuiAgentTaskConfig, split: str, seed: int) -> data.GuiArrays:
     """Rendered (and memoised) arrays of a synthetic split."""
     key = (cfg.model_dump_json(exclude={"model", "label_smoothing", "lexicon", "lexicon_noise"}), split, seed)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+    return _SPLITS.get(key, lambda: _render_split(cfg, split, seed))
+
+
+def _render_split(cfg: GuiAgentTaskConfig, split: str, seed: int) -> data.GuiArrays:
     n = {"train": cfg.train_size, "val": cfg.val_size}.get(split, cfg.test_size)
     para = labelled = None
     if split == "train":
@@ -59,16 +58,11 @@ def split_arrays(cfg: GuiAgentTaskConfig, split: str, seed: int) -> data.GuiArra
     elif split == "test_paraphrase":
         para = np.ones(n, dtype=bool)
     clutter = split == "test_clutter"
-    arrays = data.generate(n, seed, STREAM[split], image_size=cfg.image_size, render_size=cfg.render_size,
+    return data.generate(n, seed, STREAM[split], image_size=cfg.image_size, render_size=cfg.render_size,
                            n_bins=cfg.n_bins, max_tokens=cfg.max_tokens, cluttered=clutter, paraphrase_mask=para,
                            labelled_mask=labelled,
                            n_elements=cfg.clutter_elements if clutter else cfg.normal_elements,
                            back_fraction=cfg.back_fraction)
-    with _CACHE_LOCK:
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = arrays
-    return arrays
 
 
 def lexicon_for(cfg: GuiAgentTaskConfig) -> np.ndarray:
@@ -79,7 +73,7 @@ def lexicon_for(cfg: GuiAgentTaskConfig) -> np.ndarray:
     return models.synthetic_lexicon(noise=cfg.lexicon_noise)
 
 
-class GuiAgentTask:
+class GuiAgentTask(TaskBase):
     """The GUI-agent domain behind :class:`edgekd.tasks.base.Task`."""
 
     metric = METRIC
@@ -132,7 +126,9 @@ class GuiAgentTask:
         c = self.config
         return models.build_teacher(c.model, c.image_size, c.n_bins, lexicon_for(c))
 
-    def build_student(self) -> models.GuiNet:
+    def build_student(self, *, init: str = "teacher") -> models.GuiNet:
+        """A fresh student; it copies nothing from the teacher, so ``init`` changes nothing."""
+        check_student_init(init)
         torch.manual_seed(self.seed + 1)
         c = self.config
         return models.build_student(c.model, c.image_size, c.n_bins)

@@ -24,6 +24,7 @@ from torch import nn
 
 from edgekd.config.recipe import TrainConfig
 from edgekd.errors import ConfigError
+from edgekd.tasks.base import Task
 
 
 class _FrozenEncoder(nn.Module):
@@ -44,7 +45,7 @@ class _FrozenEncoder(nn.Module):
         return self.student(*args)
 
 
-def two_stage_fit(task: Any, teacher: nn.Module, cfg: TrainConfig, *, seed: int = 0,
+def two_stage_fit(task: Task, teacher: nn.Module, cfg: TrainConfig, *, seed: int = 0,
                   val_fn: Callable[[nn.Module], float] | None = None, stage1_fraction: float = 0.5,
                   feature: str = "aspp") -> nn.Module:
     """Train ``task.build_student()`` in the two GKD stages; returns the student (eval mode)."""
@@ -55,7 +56,8 @@ def two_stage_fit(task: Any, teacher: nn.Module, cfg: TrainConfig, *, seed: int 
         raise ConfigError(f"stage1_fraction={stage1_fraction}: must be in (0, 1)",
                           hint="e.g. 0.5 gives half of train.epochs to feature distillation")
     student = task.build_student()
-    if not hasattr(student, "features"):
+    features = getattr(student, "features", None)
+    if not isinstance(features, nn.Module):
         raise ConfigError("GKD two-stage training freezes the student's 'features' encoder, which this student "
                           "lacks", hint="use the MobileNetV2-style student of the segmentation task")
     e1 = max(1, round(cfg.epochs * stage1_fraction))
@@ -66,11 +68,11 @@ def two_stage_fit(task: Any, teacher: nn.Module, cfg: TrainConfig, *, seed: int 
     # stage 1: labels unused (task_loss_weight 0), features only
     fit(student, cfg=cfg.model_copy(update={"epochs": e1}), teacher=teacher, task_loss=None,
         task_loss_weight=0.0, losses=[FitNetConfig(student=feature, teacher=feature)], **common)  # type: ignore[arg-type, call-arg]
-    for p in student.features.parameters():
+    for p in features.parameters():
         p.requires_grad_(False)
     wrapped = _FrozenEncoder(student)
     fit(wrapped, cfg=cfg.model_copy(update={"epochs": e2}), task_loss=task.task_loss, val_fn=val_fn,
         **common)  # type: ignore[arg-type]
-    for p in student.features.parameters():
+    for p in features.parameters():
         p.requires_grad_(True)
     return student.eval()

@@ -15,7 +15,6 @@ teacher (LAD).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,16 +26,23 @@ from torch.utils.data import Dataset
 
 from edgekd.errors import ConfigError, UnknownNameError
 from edgekd.iospec import IOSpec, TensorSpec
-from edgekd.tasks.base import EvalResult, MetricSpec, PredictFn, iterate_numpy
+from edgekd.tasks.base import (
+    EvalResult,
+    MetricSpec,
+    ParityCompare,
+    PredictFn,
+    TaskBase,
+    check_student_init,
+    iterate_numpy,
+)
+from edgekd.tasks.memo import Memo
 from edgekd.tasks.segmentation import loaders, metric, models, synth
 from edgekd.tasks.segmentation.config import SegmentationTaskConfig
 
 METRIC = MetricSpec("miou", lower_is_better=False, unit="fraction")
 BASE_SPLITS = ("train", "val", "test")
 
-_CACHE: dict[tuple[str, str, int], synth.SegArrays] = {}
-_LOCK = threading.Lock()
-_MAX = 24
+_SPLITS: Memo[synth.SegArrays] = Memo(max_items=24)
 
 
 class SegDataset(Dataset):  # type: ignore[type-arg]
@@ -78,7 +84,7 @@ def make_hint(label: torch.Tensor, num_classes: int, noise: float) -> torch.Tens
     return hint[None]
 
 
-class SegmentationTask:
+class SegmentationTask(TaskBase):
     """The segmentation domain behind :class:`edgekd.tasks.base.Task`."""
 
     metric = METRIC
@@ -123,30 +129,24 @@ class SegmentationTask:
                                    hint="use train, val, test or test_<shift> for a shift in task.shifts")
         key = (c.model_dump_json(include={"source", "root", "height", "width", "train_size", "val_size",
                                           "test_size", "shift_severity"}), split, self.seed)
-        with _LOCK:
-            if key in _CACHE:
-                return _CACHE[key]
+        return _SPLITS.get(key, lambda: self._generate(split))
+
+    def _generate(self, split: str) -> synth.SegArrays:
+        c = self.config
         if split.startswith("test_"):
             test = self.arrays("test")
-            arr = synth.SegArrays(synth.apply_shift(test.images, split.removeprefix("test_"), self.seed,
-                                                    c.shift_severity), test.labels)
-        elif c.source == "synth":
+            return synth.SegArrays(synth.apply_shift(test.images, split.removeprefix("test_"), self.seed,
+                                                     c.shift_severity), test.labels)
+        if c.source == "synth":
             n = {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
-            arr = synth.generate(c.height, c.width, n, self.seed, synth.STREAM[split])
-        else:
-            if c.root is None:  # the config validator rejects this; kept for direct construction
-                raise ConfigError(f"task.source={c.source!r} needs task.root", hint="set task.root")
-            if split == "train":
-                arr = loaders.load(c.source, c.root, "train", c.height, c.width, limit=c.train_size)
-            else:
-                skip = 0 if split == "val" else c.val_size
-                arr = loaders.load(c.source, c.root, "val", c.height, c.width,
-                                   limit=c.val_size if split == "val" else c.test_size, skip=skip)
-        with _LOCK:
-            if len(_CACHE) >= _MAX:
-                _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = arr
-        return arr
+            return synth.generate(c.height, c.width, n, self.seed, synth.STREAM[split])
+        if c.root is None:  # the config validator rejects this; kept for direct construction
+            raise ConfigError(f"task.source={c.source!r} needs task.root", hint="set task.root")
+        if split == "train":
+            return loaders.load(c.source, c.root, "train", c.height, c.width, limit=c.train_size)
+        skip = 0 if split == "val" else c.val_size
+        return loaders.load(c.source, c.root, "val", c.height, c.width,
+                            limit=c.val_size if split == "val" else c.test_size, skip=skip)
 
     def dataset(self, split: str) -> SegDataset:
         c = self.config
@@ -165,7 +165,9 @@ class SegmentationTask:
             return LADTeacher(t, dual_path=self.config.lad.dual_path)
         return t
 
-    def build_student(self) -> models.MobileNetV2Student:
+    def build_student(self, *, init: str = "teacher") -> models.MobileNetV2Student:
+        """A fresh student; it copies nothing from the teacher, so ``init`` changes nothing."""
+        check_student_init(init)
         torch.manual_seed(self.seed + 1)
         return models.MobileNetV2Student(self.num_classes, self.config.model)
 
@@ -214,6 +216,6 @@ class SegmentationTask:
     def eval_splits(self) -> list[str]:
         return [f"test_{s}" for s in self.config.shifts]
 
-    # Parity of dense outputs is judged on the argmax map too (see edgekd.pipeline.run._parity).
-    parity_compare = "argmax"
-    parity_min_agreement = 0.97
+    # Parity of dense outputs is judged on the argmax map too (see Task.parity_compare).
+    parity_compare: ParityCompare = "argmax"
+    parity_min_agreement: float = 0.97

@@ -14,7 +14,7 @@ import torch
 from edgekd.config.recipe import TaskConfigBase
 from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.tasks import TASKS
-from edgekd.tasks.base import EvalResult, MetricSpec, iterate_numpy
+from edgekd.tasks.base import EvalResult, MetricSpec, TaskBase, iterate_numpy
 from edgekd.tasks.recipe import recipe_model
 
 _spec = importlib.util.spec_from_file_location("_engine_helpers", Path(__file__).with_name("_engine_helpers.py"))
@@ -27,7 +27,7 @@ class EngineToyTaskConfig(TaskConfigBase):
     n: int = 64
 
 
-class ToyTask:
+class ToyTask(TaskBase):
     metric = MetricSpec("mse", lower_is_better=True)
 
     def __init__(self, config: EngineToyTaskConfig, seed: int) -> None:
@@ -43,7 +43,7 @@ class ToyTask:
     def build_teacher(self) -> torch.nn.Module:
         return H.TinyMLP(hidden=24)
 
-    def build_student(self) -> torch.nn.Module:
+    def build_student(self, *, init: str = "teacher") -> torch.nn.Module:
         return H.TinyMLP(hidden=8)
 
     def task_loss(self, outputs, batch):  # type: ignore[no-untyped-def]
