@@ -1,7 +1,7 @@
 """The one small protocol where runtimes meet: load an artifact, run named numpy inputs,
 say how it is set up. Every backend (torch eager, ONNX Runtime, OpenVINO, TensorRT)
 implements it in one file, and passes the shared conformance tests
-(``tests/unit/runtime/conformance.py``).
+(``tests/support/runtime_conformance.py``).
 """
 
 from __future__ import annotations
