@@ -125,6 +125,8 @@ def _metric_check(budget: Budget, rep: dict[str, Any], variant: str | None, *, m
     meta = rep.get("metric")
     name = str(meta.get("name", "metric")) if isinstance(meta, dict) else "metric"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        # INVALID, never compared: NaN < floor is False and would read as within budget. (`edgekd gate`
+        # refuses such a report before this, with exit 4 that --allow-invalid does not accept.)
         return Check(f"metric_{name}", "INVALID", f"--recipe-report: variants.{var}.metric is {value!r}, "
                      "expected a finite number (corrupt report)", model=model, device=device)
     fails = []

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError, EdgekdError
+from edgekd.errors import ConfigError, EdgekdError, GateInvalid
 from edgekd.gate.regression import RegressionConfig, RegressionResult, evaluate, sequential_gate
 from edgekd.gate.verdict import Check, validity_check
 
@@ -118,6 +119,17 @@ def _artifact_sha256(report: Any | None, artifact: Path | None) -> Any:
     return ((report.data if report is not None else {}).get("artifact") or {}).get("sha256")
 
 
+def _require_number(value: Any, field: str, *, needed: bool) -> None:
+    """A figure of a bound recipe report that the budget reads must be a finite number: a corrupt
+    report is INVALID (exit 4) and, not being a measurement problem, not accepted by --allow-invalid."""
+    if not needed:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok:
+        raise GateInvalid(f"--recipe-report: INVALID report: {field} is {value!r}, expected a finite number",
+                          hint="pass the report.json written by `edgekd distill-and-export`")
+
+
 def budget_checks(report: Any | None, device: str, recipe: str | None, *, pipeline_report: dict[str, Any] | None,
                   artifact: Path | None = None, model: str = "", notes: list[str] | None = None) -> list[Check]:
     """Absolute budgets of ``devices/<device>.yaml`` for ``recipe`` (from --recipe, else the pipeline
@@ -149,6 +161,8 @@ def budget_checks(report: Any | None, device: str, recipe: str | None, *, pipeli
     if pipeline_report is not None:
         entry = bind_recipe_report(pipeline_report, artifact_sha256=_artifact_sha256(report, artifact),
                                    recipe=recipe, variant=VARIANT_FOR_PRECISION[budget.precision])
+        _require_number(entry.get("metric"), f"variants.{VARIANT_FOR_PRECISION[budget.precision]}.metric",
+                        needed=budget.metric_min is not None or budget.metric_max is not None)
         if profile is not None and artifact is None and "bytes" in entry:
             # the size the pipeline judged (bytes / 1e6), of the very file the profile measured
             b = entry["bytes"]

@@ -221,6 +221,7 @@ def test_metric_budget(metric: float, budget: Budget, expected: str) -> None:
 
 @pytest.mark.parametrize("metric", [True, float("nan"), float("inf"), "5.0", None])
 def test_metric_budget_not_a_number_is_invalid(metric: object) -> None:
+    # as the pipeline calls it: a NaN metric (a diverged run) is INVALID, never "within budget"
     rep = {"metric": {"name": "angle_deg"}, "variants": {"onnx_int8": {"metric": metric}}}
     (c,) = check_budgets(Budget(metric_max=12.0), pipeline_report=rep)
     assert c.verdict == "INVALID" and "variants.onnx_int8.metric" in c.message
