@@ -93,3 +93,30 @@ def test_same_rss_measured_alone_is_judged(run_dir: Path, tmp_path: Path, capsys
     argv[1] = str(alone)
     assert main(argv) == 1
     assert "peak RSS 1.55e+03 MB > budget 1500 MB" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_smoke_run_next_gate_line_agrees_with_its_budget(tmp_path: Path) -> None:
+    """End to end: the gate line `edgekd distill-and-export` prints, run as printed on its own output."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "edgekd", "distill-and-export", "gaze", "--preset", "smoke",
+                          "--out", str(tmp_path / "run"), "--no-progress", "--set", "teacher.cache=false"],
+                         capture_output=True, text=True, env=env, timeout=1200, check=False)
+    assert run.returncode in (0, 1), run.stderr[-2000:]
+    (hint,) = [ln for ln in run.stdout.splitlines() if ln.startswith("next: ")]
+    gate_cmd = shlex.split(hint.split("|")[-1])
+    assert gate_cmd[:2] == ["edgekd", "gate"]
+    js = tmp_path / "gate.json"
+    gate = subprocess.run([sys.executable, "-m", "edgekd", *gate_cmd[1:], "--json", str(js)], capture_output=True,
+                          text=True, env=env, timeout=600, check=False)
+    budget = json.loads((tmp_path / "run" / "report.json").read_text())["budget"]
+    expected_exit = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3, "INVALID": 4}[budget["verdict"]]
+    assert gate.returncode == expected_exit, gate.stdout + gate.stderr
+    judged = {c["name"]: c["verdict"] for c in json.loads(js.read_text())["checks"]}
+    assert judged == {c["name"]: c["verdict"] for c in budget["checks"]}
+    assert "peak_rss_mb" not in judged
