@@ -147,7 +147,7 @@ def _finish(checks: list[Any], notes: list[str], cand_rep: Any, candidate: Path,
     )
     from edgekd.gate.verdict import outcome
 
-    out = outcome(checks, allow_inconclusive=allow_inconclusive, allow_invalid=allow_invalid)
+    out = outcome(checks, allow_inconclusive=allow_inconclusive, allow_invalid=allow_invalid, not_judged=notes)
     layers = cand_rep.data.get("layers") if cand_rep is not None else None
     stream = sys.stderr if json_out is not None and str(json_out) == "-" else sys.stdout
     write_outputs(out, junit=junit, summary=summary, json_path=json_out, layers=layers)

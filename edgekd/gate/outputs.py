@@ -106,6 +106,8 @@ def markdown_summary(out: GateOutcome, layers: dict[str, Any] | None = None, top
             mde = ""
         lines.append(f"| {_md(c.model)} | {_md(c.device)} | {_md(c.name)} | {_ICON[c.verdict]} | {value} | "
                      f"{lim} | {mde} | {_md(c.message)} |")
+    if out.not_judged:
+        lines += ["", "Not judged:", ""] + [f"- {_md(n)}" for n in out.not_judged]
     nodes = layers.get("nodes") if isinstance(layers, dict) else None
     nodes = nodes if isinstance(nodes, list) else []
     if nodes:

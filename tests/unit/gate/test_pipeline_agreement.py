@@ -73,9 +73,12 @@ def test_suggested_gate_judges_what_the_pipeline_judged(run_dir: Path, tmp_path:
                                                         capsys: pytest.CaptureFixture) -> None:
     budget = json.loads((run_dir / "report.json").read_text())["budget"]
     assert budget["verdict"] == "PASS"
-    js = tmp_path / "v.json"
-    assert main([*_suggested(run_dir), "--json", str(js)]) == 0
-    gate = {c["name"]: c["verdict"] for c in json.loads(js.read_text())["checks"]}
+    js, md = tmp_path / "v.json", tmp_path / "summary.md"
+    assert main([*_suggested(run_dir), "--json", str(js), "--summary", str(md)]) == 0
+    assert "Not judged:" in md.read_text() and "- peak_rss_mb (1500 MB): peak RSS not judged" in md.read_text()
+    verdict = json.loads(js.read_text())
+    gate = {c["name"]: c["verdict"] for c in verdict["checks"]}
+    assert len(verdict["not_judged"]) == 1 and verdict["not_judged"][0].startswith("peak_rss_mb (1500 MB)")
     pipeline = {c["name"]: c["verdict"] for c in budget["checks"]}
     assert gate == pipeline == {"latency_p90_ucb99": "PASS", "metric_angular_error_deg": "PASS",
                                 "artifact_mb": "PASS"}
