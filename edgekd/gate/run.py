@@ -119,6 +119,34 @@ def _artifact_sha256(report: Any | None, artifact: Path | None) -> Any:
     return ((report.data if report is not None else {}).get("artifact") or {}).get("sha256")
 
 
+def _profiled_file(report: Any | None) -> Path | None:
+    """The file a report profiled, when it is still at ``artifact.path`` with the SHA-256 the report
+    names: its size is then measured, not read from the report."""
+    from edgekd.fileio import sha256_file
+
+    art = (report.data.get("artifact") if report is not None else None) or {}
+    path, sha = art.get("path"), art.get("sha256")
+    try:
+        if not isinstance(path, str) or not isinstance(sha, str) or not Path(path).is_file():
+            return None
+        return Path(path) if sha256_file(path) == sha else None
+    except OSError:  # unreadable: fall back to the report's figure
+        return None
+
+
+def _check_bytes(entry: dict[str, Any], variant: str, artifact: Path | None) -> None:
+    """A bound recipe report's ``bytes`` must be the size of the file with its SHA-256, when that file is
+    here to measure."""
+    b = entry.get("bytes")
+    if artifact is None or b is None:
+        return
+    size = artifact.stat().st_size
+    if isinstance(b, bool) or not isinstance(b, int) or b != size:
+        raise GateInvalid(f"--recipe-report: INVALID report: variants.{variant}.bytes is {b!r} but the "
+                          f"profiled file {artifact.name} has {size} bytes",
+                          hint="pass the report.json written by `edgekd distill-and-export` for this artifact")
+
+
 def _require_number(value: Any, field: str, *, needed: bool) -> None:
     """A figure of a bound recipe report that the budget reads must be a finite number: a corrupt
     report is INVALID (exit 4) and, not being a measurement problem, not accepted by --allow-invalid."""
@@ -158,12 +186,15 @@ def budget_checks(report: Any | None, device: str, recipe: str | None, *, pipeli
                           f"{report.data['device_profile']!r}", hint="pass the matching --device")
     budget = dev.budgets[name]
     profile = copy.deepcopy(report.data) if report is not None else None
+    if artifact is None and budget.artifact_mb is not None:
+        artifact = _profiled_file(report)
     if pipeline_report is not None:
         entry = bind_recipe_report(pipeline_report, artifact_sha256=_artifact_sha256(report, artifact),
                                    recipe=recipe, variant=VARIANT_FOR_PRECISION[budget.precision])
         _require_number(entry.get("metric"), f"variants.{VARIANT_FOR_PRECISION[budget.precision]}.metric",
                         needed=budget.metric_min is not None or budget.metric_max is not None)
-        if profile is not None and artifact is None and "bytes" in entry:
+        _check_bytes(entry, VARIANT_FOR_PRECISION[budget.precision], artifact)
+        if profile is not None and artifact is None and entry.get("bytes") is not None:
             # the size the pipeline judged (bytes / 1e6), of the very file the profile measured
             b = entry["bytes"]
             art = profile["artifact"] if isinstance(profile.get("artifact"), dict) else {}

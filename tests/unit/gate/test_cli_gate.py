@@ -130,3 +130,21 @@ def test_output_formats_unit(tmp_path: Path) -> None:
     ann = github_annotations(out)
     assert ann[0].startswith("::warning") and ann[1].startswith("::error") and "%0A" in ann[1]
     assert "%25 | pipe" in ann[0]  # '%' in annotation data is escaped first
+
+
+def test_artifact_size_is_measured_when_the_profiled_file_is_there(report: Path, models: dict[str, Path],
+                                                                   tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    from _gate_reports import edit
+
+    art = tmp_path / "a.onnx"
+    shutil.copyfile(models["a"], art)
+    cand = _variant(report, tmp_path / "cand.json")
+    edit(cand, lambda d: d["artifact"].update(path=str(art), size_mb=999.0))  # host-cpu gaze allows 5 MB
+    assert main(["gate", str(cand), "--device", "host-cpu", "--recipe", "gaze"]) == 0
+    assert f"artifact size {art.stat().st_size / 1e6:.3g} MB <= budget 5 MB" in capsys.readouterr().out
+    art.write_bytes(b"another file")  # same path, other content: the report's own figure is all there is
+    assert main(["gate", str(cand), "--device", "host-cpu", "--recipe", "gaze"]) == 1
+    assert "artifact size 999 MB > budget 5 MB" in capsys.readouterr().out
