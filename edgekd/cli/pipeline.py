@@ -45,8 +45,14 @@ def register(app: typer.Typer) -> None:
         console.print(f"wrote {out_dir}/report.json, report.md, manifest.json")
         flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}"
                          for n, shape in (res.report.get("inputs") or {}).items())
-        console.print(f"next: edgekd profile {out_dir}/student.int8.onnx --device {d.name} {flags}   |   "
-                      f"edgekd gate {out_dir}/profile/onnx_int8.json --device {d.name} --recipe {r.name} "
+        from edgekd.pipeline.budget import HOST_DEVICES
+
+        # the gate line judges what the budget above judged: on the host, this run's own profile (its peak
+        # RSS, shared with training, is not judged by either); for a board, a profile taken on the board
+        gated = f"{out_dir}/profile/onnx_int8.json" if d.name in HOST_DEVICES else "board.json"
+        board = "" if d.name in HOST_DEVICES else " --host USER@BOARD --out board.json"
+        console.print(f"next: edgekd profile {out_dir}/student.int8.onnx --device {d.name} {flags}{board}   |   "
+                      f"edgekd gate {gated} --device {d.name} --recipe {r.name} "
                       f"--recipe-report {out_dir}/report.json")
         verdict = (res.report.get("budget") or {}).get("verdict")
         if res.budget_passed is None and verdict:

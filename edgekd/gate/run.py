@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekd.errors import ConfigError, EdgekdError
+from edgekd.errors import ConfigError, EdgekdError, GateInvalid
 from edgekd.gate.regression import RegressionConfig, RegressionResult, evaluate, sequential_gate
 from edgekd.gate.verdict import Check, validity_check
 
@@ -98,16 +99,80 @@ def remeasure(candidate: Path, baseline: Path, cfg: RegressionConfig, *, runtime
     return checks, rep_c, rep_b
 
 
+def load_verified(path: Path, flag: str) -> Any:
+    """A stored profile report the gate may judge: loaded strictly (every figure a finite number >= 0 of
+    the right type), its raw samples' SHA-256 checked, and every summary statistic recomputed from
+    them (a stored summary that disagrees is INVALID, exit 4; the recomputed values replace it)."""
+    from edgekd.gate.outputs import console_line
+    from edgekd.profile.report import ProfileReport
+
+    rep = ProfileReport.load(path)
+    rep.verify_summary(where=console_line(f"{flag} {path}"))
+    return rep
+
+
+def _artifact_sha256(report: Any | None, artifact: Path | None) -> Any:
+    if artifact is not None:
+        from edgekd.fileio import sha256_file
+
+        return sha256_file(artifact)
+    return ((report.data if report is not None else {}).get("artifact") or {}).get("sha256")
+
+
+def _profiled_file(report: Any | None) -> Path | None:
+    """The file a report profiled, when it is still at ``artifact.path`` with the SHA-256 the report
+    names: its size is then measured, not read from the report."""
+    from edgekd.fileio import sha256_file
+
+    art = (report.data.get("artifact") if report is not None else None) or {}
+    path, sha = art.get("path"), art.get("sha256")
+    try:
+        if not isinstance(path, str) or not isinstance(sha, str) or not Path(path).is_file():
+            return None
+        return Path(path) if sha256_file(path) == sha else None
+    except OSError:  # unreadable: fall back to the report's figure
+        return None
+
+
+def _check_bytes(entry: dict[str, Any], variant: str, artifact: Path | None) -> None:
+    """A bound recipe report's ``bytes`` must be the size of the file with its SHA-256, when that file is
+    here to measure."""
+    b = entry.get("bytes")
+    if artifact is None or b is None:
+        return
+    size = artifact.stat().st_size
+    if isinstance(b, bool) or not isinstance(b, int) or b != size:
+        raise GateInvalid(f"--recipe-report: INVALID report: variants.{variant}.bytes is {b!r} but the "
+                          f"profiled file {artifact.name} has {size} bytes",
+                          hint="pass the report.json written by `edgekd distill-and-export` for this artifact")
+
+
+def _require_number(value: Any, field: str, *, needed: bool) -> None:
+    """A figure of a bound recipe report that the budget reads must be a finite number: a corrupt
+    report is INVALID (exit 4) and, not being a measurement problem, not accepted by --allow-invalid."""
+    if not needed:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok:
+        raise GateInvalid(f"--recipe-report: INVALID report: {field} is {value!r}, expected a finite number",
+                          hint="pass the report.json written by `edgekd distill-and-export`")
+
+
 def budget_checks(report: Any | None, device: str, recipe: str | None, *, pipeline_report: dict[str, Any] | None,
-                  artifact: Path | None = None, model: str = "") -> list[Check]:
+                  artifact: Path | None = None, model: str = "", notes: list[str] | None = None) -> list[Check]:
     """Absolute budgets of ``devices/<device>.yaml`` for ``recipe`` (from --recipe, else the pipeline
-    report's ``recipe``)."""
+    report's ``recipe``). A pipeline report must be bound to the profiled artifact
+    (:func:`edgekd.gate.binding.bind_recipe_report`); its variant's size in bytes is then the size
+    judged, as the pipeline's own budget does."""
+    import copy
+
     from edgekd.config.device import load_device
-    from edgekd.gate.budgets import check_budgets
+    from edgekd.gate.binding import bind_recipe_report
+    from edgekd.gate.budgets import VARIANT_FOR_PRECISION, check_budgets
 
     dev = load_device(device)
     name = recipe or (pipeline_report or {}).get("recipe")
-    if not name:
+    if not name or not isinstance(name, str):
         raise ConfigError(f"--device {dev.name}: which recipe's budget? none given",
                           hint="pass --recipe NAME or --recipe-report report.json (its 'recipe' names it); "
                                f"budgets on this device: {', '.join(sorted(dev.budgets)) or 'none'}")
@@ -119,6 +184,21 @@ def budget_checks(report: Any | None, device: str, recipe: str | None, *, pipeli
     if report is not None and report.data.get("device_profile") not in (None, dev.name):
         raise EdgekdError(f"--device {dev.name}: the report was profiled for device "
                           f"{report.data['device_profile']!r}", hint="pass the matching --device")
-    return check_budgets(dev.budgets[name], profile=report.data if report is not None else None,
-                         pipeline_report=pipeline_report, artifact=artifact, model=model or str(name),
-                         device=dev.name)
+    budget = dev.budgets[name]
+    profile = copy.deepcopy(report.data) if report is not None else None
+    if artifact is None and budget.artifact_mb is not None:
+        artifact = _profiled_file(report)
+    if pipeline_report is not None:
+        entry = bind_recipe_report(pipeline_report, artifact_sha256=_artifact_sha256(report, artifact),
+                                   recipe=recipe, variant=VARIANT_FOR_PRECISION[budget.precision])
+        _require_number(entry.get("metric"), f"variants.{VARIANT_FOR_PRECISION[budget.precision]}.metric",
+                        needed=budget.metric_min is not None or budget.metric_max is not None)
+        _check_bytes(entry, VARIANT_FOR_PRECISION[budget.precision], artifact)
+        if profile is not None and artifact is None and entry.get("bytes") is not None:
+            # the size the pipeline judged (bytes / 1e6), of the very file the profile measured
+            b = entry["bytes"]
+            art = profile["artifact"] if isinstance(profile.get("artifact"), dict) else {}
+            art["size_mb"] = b / 1e6 if isinstance(b, int) and not isinstance(b, bool) else b
+            profile["artifact"] = art
+    return check_budgets(budget, profile=profile, pipeline_report=pipeline_report, artifact=artifact,
+                         model=model or str(name), device=dev.name, notes=notes)

@@ -45,6 +45,7 @@ class GateOutcome:
     checks: list[Check]
     allow_inconclusive: bool = False
     allow_invalid: bool = False
+    not_judged: list[str] = field(default_factory=list)  # budgets set but not judged, each with its reason
 
     @property
     def passed(self) -> bool:
@@ -53,7 +54,8 @@ class GateOutcome:
     def to_json(self) -> dict[str, Any]:
         return {"schema": "edgekd.gate/1", "verdict": self.verdict, "exit_code": self.exit_code,
                 "passed": self.passed, "allow_inconclusive": self.allow_inconclusive,
-                "allow_invalid": self.allow_invalid, "checks": [c.to_json() for c in self.checks]}
+                "allow_invalid": self.allow_invalid, "checks": [c.to_json() for c in self.checks],
+                "not_judged": list(self.not_judged)}
 
 
 def combine_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
@@ -71,7 +73,7 @@ def combine_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
 
 
 def outcome(checks: Sequence[Check], *, allow_inconclusive: bool = False,
-            allow_invalid: bool = False) -> GateOutcome:
+            allow_invalid: bool = False, not_judged: Sequence[str] = ()) -> GateOutcome:
     """Combine checks and map to an exit code. An allowed INVALID/INCONCLUSIVE check is ignored when
     choosing the exit code, but the combined verdict still reports it."""
     verdict = combine_verdicts(c.verdict for c in checks)
@@ -83,7 +85,8 @@ def outcome(checks: Sequence[Check], *, allow_inconclusive: bool = False,
     else:
         code = EXIT_CODES[combine_verdicts(counted)] if checks else EXIT_INVALID
     return GateOutcome(verdict=verdict, exit_code=code, checks=list(checks),
-                       allow_inconclusive=allow_inconclusive, allow_invalid=allow_invalid)
+                       allow_inconclusive=allow_inconclusive, allow_invalid=allow_invalid,
+                       not_judged=list(not_judged))
 
 
 def validity_check(report: dict[str, Any], *, model: str = "", device: str = "", role: str = "") -> Check:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,14 @@ SCHEMA = "edgekd.profile/1"
 LATENCY_KEYS = ("p50", "p90", "p95", "p99", "mean", "std", "min", "max", "p90_ucb99")
 RESULT_KEYS = ("latency_ms", "session_medians_ms", "load_ms", "first_inference_ms", "peak_rss_mb")
 TOP_KEYS = ("schema", "valid", "invalid_reasons", "device", "runtime", "results")
+
+
+class ReportInvalid(ProfileError):
+    """A document that claims the profile schema but cannot be trusted: a figure that is negative,
+    non-finite or of the wrong JSON type, a stored summary that its raw samples do not reproduce, or
+    raw samples whose SHA-256 does not match. Exit 4 (INVALID), never "allowed" by --allow-invalid."""
+
+    exit_code = EXIT_INVALID
 
 
 class InvalidRunError(EdgekdError):
@@ -118,10 +127,45 @@ class ProfileReport:
                                    hint="copy the .samples.npy file together with the report")
             blob = sp.read_bytes()
             if raw.get("sha256") and sha256_bytes(blob) != raw["sha256"]:
-                raise ProfileError(f"{sp}: SHA-256 {sha256_bytes(blob)[:12]}... does not match the report's "
-                                   f"{raw['sha256'][:12]}...; the samples file was changed or truncated")
-            rep.samples = np.load(io.BytesIO(blob), allow_pickle=False)
+                raise ReportInvalid(f"{sp}: SHA-256 {sha256_bytes(blob)[:12]}... does not match the report's "
+                                    f"{raw['sha256'][:12]}...; the samples file was changed or truncated",
+                                    hint="re-run `edgekd profile`, or copy the report with its own samples file")
+            try:
+                rep.samples = np.load(io.BytesIO(blob), allow_pickle=False)
+            except ValueError as exc:
+                raise ReportInvalid(f"{sp}: not a numeric .npy array ({exc})",
+                                    hint="re-run `edgekd profile`") from None
         return rep
+
+    def verify_summary(self, where: str = "report") -> None:
+        """Recompute every summary figure (quantiles, the p90 bound, mean, session medians) from the raw
+        samples and replace the stored ones with them, so that whatever is judged afterwards is what
+        the samples say. Raises :class:`ReportInvalid` naming the field when the stored summary
+        disagrees, when there are no raw samples to recompute from, or when ``valid`` is true for too
+        few samples to bound the p90."""
+        from edgekd.profile.stats import summarize, summary_mismatch
+
+        def invalid(what: str) -> ReportInvalid:
+            return ReportInvalid(f"{where}: INVALID report: {what}",
+                                 hint="re-run `edgekd profile`; a report must not be edited by hand")
+
+        if self.samples is None:
+            raise invalid("no raw samples (raw_samples.path): the summary cannot be recomputed, so it "
+                          "cannot be trusted")
+        shape = (self.data.get("raw_samples") or {}).get("shape")
+        if shape is not None and list(np.shape(self.samples)) != list(shape):
+            raise invalid(f"raw_samples.shape is {shape} but the samples file holds {list(np.shape(self.samples))}")
+        res = self.data["results"]
+        why = summary_mismatch(res["latency_ms"], res["session_medians_ms"], self.samples, res.get("n_samples"))
+        if why:
+            raise invalid(why)
+        s = summarize(self.samples)
+        if s.p90_ucb99 is None and self.data["valid"]:
+            raise invalid(f"'valid' is true but {s.n} samples are too few for a 99% upper bound on p90 "
+                          "(at least 44 are needed)")
+        res["latency_ms"] = s.latency_dict()
+        res["session_medians_ms"] = list(s.session_medians_ms)
+        res["n_samples"] = s.n
 
     def save(self, path: str | Path, *, markdown: bool = False, plots: bool = False) -> Path:
         """Write the samples (``<stem>.samples.npy``) then the JSON, each atomically; optionally the
@@ -145,10 +189,91 @@ class ProfileReport:
         return p
 
 
+def _bad_number(v: Any, *, allow_none: bool = False) -> str | None:
+    """Why ``v`` is not a usable measurement (None when it is). ``bool`` is rejected although Python
+    counts it as an ``int``: a JSON ``true`` where a latency belongs is a corrupt report, not 1 ms."""
+    if v is None:
+        return None if allow_none else "null, expected a number"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return f"{v!r} ({type(v).__name__}), expected a number"
+    if not math.isfinite(v):
+        return f"{v!r}, expected a finite number"
+    if v < 0:
+        return f"{v!r}, expected a number >= 0"
+    return None
+
+
+def _check_values(d: dict[str, Any], where: str) -> None:
+    """Values of a structurally sound report: every figure a gate or budget reads is a finite,
+    non-negative number of the right JSON type. Raises :class:`ReportInvalid` naming the field."""
+    def bad(field_: str, why: str) -> ReportInvalid:
+        return ReportInvalid(f"{where}: INVALID report: {field_} is {why}",
+                             hint="re-run `edgekd profile`; a report must not be edited by hand")
+
+    res, lat = d["results"], d["results"]["latency_ms"]
+    for k in LATENCY_KEYS:
+        why = _bad_number(lat[k], allow_none=k == "p90_ucb99")
+        if why:
+            raise bad(f"results.latency_ms.{k}", why)
+    meds = res["session_medians_ms"]
+    if not isinstance(meds, list) or not meds:
+        raise bad("results.session_medians_ms", f"{type(meds).__name__} of length "
+                  f"{len(meds) if isinstance(meds, list) else 'n/a'}, expected a non-empty list of numbers")
+    for i, x in enumerate(meds):
+        why = _bad_number(x)
+        if why:
+            raise bad(f"results.session_medians_ms[{i}]", why)
+    for k in ("load_ms", "first_inference_ms", "peak_rss_mb", "n_samples"):
+        why = _bad_number(res.get(k), allow_none=True)
+        if why:
+            raise bad(f"results.{k}", why)
+    if not all(isinstance(r, str) for r in d["invalid_reasons"]):
+        raise bad("invalid_reasons", "not a list of strings")
+    art = d.get("artifact")
+    if art is not None:
+        if not isinstance(art, dict):
+            raise bad("artifact", f"a {type(art).__name__}, expected an object")
+        why = _bad_number(art.get("size_mb"), allow_none=True)
+        if why:
+            raise bad("artifact.size_mb", why)
+        sha = art.get("sha256")
+        if sha is not None and not (isinstance(sha, str) and _is_sha256(sha)):
+            raise bad("artifact.sha256", f"{sha!r}, expected 64 hex digits")
+    _check_raw(d.get("raw_samples"), bad)
+
+
+def _is_sha256(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
+def _check_raw(raw: Any, bad: Any) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise bad("raw_samples", f"a {type(raw).__name__}, expected an object")
+    path = raw.get("path")
+    if path is not None and (not isinstance(path, str) or Path(path).name != path or path in ("", ".", "..")):
+        # a bare file name beside the report: a path would let a report point the loader anywhere
+        raise bad("raw_samples.path", f"{path!r}, expected a file name beside the report")
+    sha = raw.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and _is_sha256(sha)):
+        raise bad("raw_samples.sha256", f"{sha!r}, expected 64 hex digits")
+    shape = raw.get("shape")
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in shape)):
+        raise bad("raw_samples.shape", f"{shape!r}, expected [sessions, iterations]")
+
+
 def validate_report(d: Any, where: str = "report") -> None:
+    """Structure (exit 2 when the document is not a profile report at all) then values (exit 4,
+    :class:`ReportInvalid`, when a document that claims the schema carries unusable figures)."""
     def bad(what: str) -> ProfileError:
         return ProfileError(f"{where}: not a valid {SCHEMA} report: {what}",
                             hint="pass a report written by `edgekd profile` (schema edgekd.profile/1)")
+
+    def invalid(what: str) -> ReportInvalid:
+        return ReportInvalid(f"{where}: INVALID report: {what}",
+                             hint="re-run `edgekd profile`; a report must not be edited by hand")
 
     if not isinstance(d, dict):
         raise bad(f"the top level is a {type(d).__name__}, expected an object")
@@ -160,31 +285,25 @@ def validate_report(d: Any, where: str = "report") -> None:
         raise bad(f"'schema' is {schema!r}, expected {SCHEMA!r}")
     missing = [k for k in TOP_KEYS if k not in d]
     if missing:
-        raise bad(f"missing key(s) {missing}")
+        raise invalid(f"missing key(s) {missing}")
     if not isinstance(d["valid"], bool):
-        raise bad(f"'valid' is {d['valid']!r}, expected true/false")
+        raise invalid(f"'valid' is {d['valid']!r}, expected true/false")
     if not isinstance(d["invalid_reasons"], list):
-        raise bad("'invalid_reasons' must be a list")
+        raise invalid("'invalid_reasons' must be a list")
     for k in ("device", "runtime", "results"):
         if not isinstance(d[k], dict):
-            raise bad(f"{k!r} must be an object")
+            raise invalid(f"{k!r} must be an object")
     res = d["results"]
     missing = [k for k in RESULT_KEYS if k not in res]
     if missing:
-        raise bad(f"results is missing {missing}")
+        raise invalid(f"results is missing {missing}")
     lat = res["latency_ms"]
     if not isinstance(lat, dict):
-        raise bad("results.latency_ms must be an object")
+        raise invalid("results.latency_ms must be an object")
     missing = [k for k in LATENCY_KEYS if k not in lat]
     if missing:
-        raise bad(f"results.latency_ms is missing {missing}")
-    for k in LATENCY_KEYS:
-        v = lat[k]
-        if not (v is None and k == "p90_ucb99") and not isinstance(v, (int, float)):
-            raise bad(f"results.latency_ms.{k} is {v!r}, expected a number")
-    if not isinstance(res["session_medians_ms"], list) or not all(
-            isinstance(x, (int, float)) for x in res["session_medians_ms"]):
-        raise bad("results.session_medians_ms must be a list of numbers")
+        raise invalid(f"results.latency_ms is missing {missing}")
+    _check_values(d, where)
 
 
 def _fmt(v: Any, nd: int = 3) -> str:

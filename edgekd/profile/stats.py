@@ -112,3 +112,44 @@ def session_cv(medians: list[float] | np.ndarray) -> float | None:
     if m.size < 2 or m.mean() <= 0:
         return None
     return float(m.std(ddof=1) / m.mean())
+
+
+#: tolerance when a stored summary is compared with the one recomputed from its raw samples: JSON keeps
+#: a float64 exactly (shortest repr round-trips), so only a different summation order may differ
+SUMMARY_RTOL = 1e-9
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=SUMMARY_RTOL, abs_tol=1e-12)
+
+
+def summary_mismatch(latency_ms: dict[str, Any], session_medians_ms: list[Any], samples_ms: np.ndarray,
+                     n_samples: Any = None) -> str | None:
+    """Compare a stored summary with :func:`summarize` of the raw samples it claims to describe.
+
+    Returns None when they agree within :data:`SUMMARY_RTOL`, else one line naming the first field that
+    does not (``results.latency_ms.p90_ucb99 is 0.001 but the raw samples give 1.2345``). The raw
+    samples must be a finite, non-negative (sessions, iterations) array."""
+    arr = np.asarray(samples_ms)
+    if arr.ndim != 2 or arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
+        return f"raw samples are a {arr.dtype} array of shape {list(arr.shape)}, expected float (sessions, iterations)"
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        return "raw samples hold negative or non-finite latencies"
+    s = summarize(arr)
+    fresh = s.latency_dict()
+    for k, v in fresh.items():
+        stored = latency_ms.get(k)
+        if v is None or stored is None:
+            if v is not stored:
+                return f"results.latency_ms.{k} is {stored!r} but the raw samples give {v!r}"
+        elif not _close(float(stored), v):
+            return f"results.latency_ms.{k} is {stored!r} but the raw samples give {v!r}"
+    if len(session_medians_ms) != len(s.session_medians_ms):
+        return (f"results.session_medians_ms has {len(session_medians_ms)} sessions but the raw samples "
+                f"have {len(s.session_medians_ms)}")
+    for i, (a, b) in enumerate(zip(session_medians_ms, s.session_medians_ms, strict=True)):
+        if not _close(float(a), b):
+            return f"results.session_medians_ms[{i}] is {a!r} but the raw samples give {b!r}"
+    if n_samples is not None and int(n_samples) != s.n:
+        return f"results.n_samples is {n_samples!r} but there are {s.n} raw samples"
+    return None

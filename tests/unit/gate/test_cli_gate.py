@@ -2,88 +2,28 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+from _gate_reports import honest, session_samples
 from junitparser import JUnitXml
 
 from edgekd.cli import main
 from edgekd.gate.outputs import github_annotations, junit_xml, markdown_summary
-from edgekd.gate.synthetic import tiny_cnn
 from edgekd.gate.verdict import Check, outcome
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("models")
-    return {"a": tiny_cnn(d / "a.onnx", channels=8, size=32), "b": tiny_cnn(d / "b.onnx", channels=8, size=32),
-            "slow": tiny_cnn(d / "slow.onnx", channels=8, size=32, extra_ops=40)}
-
-
-class _OrtSession:
-    """Minimal Session (edgekd.runtime.base protocol) over onnxruntime, so the report fixture does not
-    depend on the ORT backend module being present."""
-
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        from edgekd.iospec import TensorSpec
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.log_severity_level = 3
-        self._s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        self.inputs = [TensorSpec("x", (1, 3, 32, 32))]
-        self.outputs = [TensorSpec("y", (1, 10))]
-
-    def run(self, feeds: dict) -> list:
-        return self._s.run(None, dict(feeds))
-
-    def settings(self) -> dict:
-        import onnxruntime as ort
-
-        return {"name": "onnxruntime", "version": ort.__version__, "threads": 1}
-
-
-def _ort_backend() -> None:
-    try:
-        import edgekd.runtime.onnxruntime  # noqa: F401
-    except ModuleNotFoundError:
-        pytest.skip("edgekd.runtime.onnxruntime (the ORT backend) is not in the tree yet")
-
-
-@pytest.fixture(scope="module")
-def report(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
-    from edgekd.runtime.base import SessionOptions
-
-    feeds = {"x": np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)}
-    target = ProfileTarget(models["a"], "onnxruntime", SessionOptions(threads=1), feeds,
-                           session_factory=lambda: _OrtSession(models["a"]))
-    [rep] = profile_artifacts([target],
-                              MeasureConfig(warmup_s=0.05, sessions=8, iterations=20, min_duration_s=0.0),
-                              progress=False)
-    return rep.save(tmp_path_factory.mktemp("rep") / "a.profile.json")
 
 
 def _variant(src: Path, dest: Path, *, factor: float = 1.0, noise: float = 0.002, seed: int = 0,
              **changes: object) -> Path:
-    """A copy of a real report whose session medians are replaced by a controlled sample."""
-    d = json.loads(src.read_text())
-    d = copy.deepcopy(d)
-    rng = np.random.default_rng(seed)
-    d["results"]["session_medians_ms"] = list(factor * np.exp(rng.normal(0, noise, 8)))
-    d.pop("raw_samples", None)
-    for k, v in changes.items():
-        d[k] = v
-    dest.write_text(json.dumps(d))
-    return dest
+    """An honest report on the real report's fingerprint: controlled session levels in its raw samples,
+    its summary recomputed from them."""
+    return honest(src, dest, session_samples(factor=factor, noise=noise, seed=seed), **changes)
 
 
-def test_reports_pass_fail_and_outputs(report: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_reports_pass_fail_and_outputs(report: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # annotations are printed only inside GitHub Actions
     base = _variant(report, tmp_path / "base.json", seed=1)
     same = _variant(report, tmp_path / "same.json", seed=2)
     slow = _variant(report, tmp_path / "slow.json", factor=1.2, seed=3)
@@ -128,7 +68,8 @@ def test_inconclusive(report: Path, tmp_path: Path) -> None:
     assert main(["gate", str(cand), "--baseline", str(base), "--allow-inconclusive"]) == 0
 
 
-@pytest.mark.parametrize("case", ["missing", "not_json", "wrong_schema", "mixed_kinds", "nothing_to_check"])
+@pytest.mark.parametrize("case", ["missing", "not_json", "wrong_schema", "mixed_kinds", "nothing_to_check",
+                                  "recipe_without_device"])
 def test_bad_input_exit_2(case: str, report: Path, models: dict[str, Path], tmp_path: Path,
                           capsys: pytest.CaptureFixture) -> None:
     junk = tmp_path / "junk.json"
@@ -139,7 +80,8 @@ def test_bad_input_exit_2(case: str, report: Path, models: dict[str, Path], tmp_
             "not_json": ["gate", str(junk), "--baseline", str(report)],
             "wrong_schema": ["gate", str(wrong), "--baseline", str(report)],
             "mixed_kinds": ["gate", str(report), "--baseline", str(models["a"])],
-            "nothing_to_check": ["gate", str(report)]}[case]
+            "nothing_to_check": ["gate", str(report)],
+            "recipe_without_device": ["gate", str(report), "--baseline", str(report), "--recipe", "gaze"]}[case]
     assert main(argv) == 2
     assert capsys.readouterr().err.strip()
 
@@ -147,17 +89,12 @@ def test_bad_input_exit_2(case: str, report: Path, models: dict[str, Path], tmp_
 def test_budgets_only(report: Path, tmp_path: Path) -> None:
     # host-cpu's gaze budget: 20 ms p90 on a <1 ms model passes; size budget 5 MB passes
     assert main(["gate", str(report), "--device", "host-cpu", "--recipe", "gaze"]) == 0
-    d = json.loads(report.read_text())
-    d["results"]["latency_ms"]["p90_ucb99"] = 25.0
-    d.pop("raw_samples", None)
-    slow = tmp_path / "slow.json"
-    slow.write_text(json.dumps(d))
+    slow = _variant(report, tmp_path / "slow.json", factor=25.0)  # honest samples around 25 ms
     assert main(["gate", str(slow), "--device", "host-cpu", "--recipe", "gaze"]) == 1
     assert main(["gate", str(slow), "--device", "host-cpu", "--recipe", "gazee"]) == 2
 
 
 def test_remeasure_models_and_update_baseline(models: dict[str, Path], tmp_path: Path) -> None:
-    _ort_backend()
     js = tmp_path / "v.json"
     code = main(["gate", str(models["slow"]), "--baseline", str(models["a"]), "--sessions-min", "4",
                  "--sessions-max", "6", "--iterations", "20", "--threads", "1", "--json", str(js)])
@@ -192,3 +129,22 @@ def test_output_formats_unit(tmp_path: Path) -> None:
     assert "\\|" in md and "12.0%" in md and "conv1" in md
     ann = github_annotations(out)
     assert ann[0].startswith("::warning") and ann[1].startswith("::error") and "%0A" in ann[1]
+    assert "%25 | pipe" in ann[0]  # '%' in annotation data is escaped first
+
+
+def test_artifact_size_is_measured_when_the_profiled_file_is_there(report: Path, models: dict[str, Path],
+                                                                   tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    from _gate_reports import edit
+
+    art = tmp_path / "a.onnx"
+    shutil.copyfile(models["a"], art)
+    cand = _variant(report, tmp_path / "cand.json")
+    edit(cand, lambda d: d["artifact"].update(path=str(art), size_mb=999.0))  # host-cpu gaze allows 5 MB
+    assert main(["gate", str(cand), "--device", "host-cpu", "--recipe", "gaze"]) == 0
+    assert f"artifact size {art.stat().st_size / 1e6:.3g} MB <= budget 5 MB" in capsys.readouterr().out
+    art.write_bytes(b"another file")  # same path, other content: the report's own figure is all there is
+    assert main(["gate", str(cand), "--device", "host-cpu", "--recipe", "gaze"]) == 1
+    assert "artifact size 999 MB > budget 5 MB" in capsys.readouterr().out

@@ -167,27 +167,45 @@ def test_validity_check() -> None:
 
 
 # ---- budgets -------------------------------------------------------------------------------
-def _profile(ucb: float, rss: float = 100.0, valid: bool = True) -> dict:
+def _profile(ucb: object, rss: object = 100.0, valid: bool = True, scope: str | None = "process",
+             size: object = 1.0) -> dict:
     return {"valid": valid, "invalid_reasons": [] if valid else ["cpu throttled"],
-            "results": {"latency_ms": {"p90_ucb99": ucb}, "peak_rss_mb": rss}, "artifact": {"size_mb": 1.0}}
+            "results": {"latency_ms": {"p90_ucb99": ucb}, "peak_rss_mb": rss, "peak_rss_scope": scope},
+            "artifact": {"size_mb": size}}
 
 
 BUDGETS = [
-    # (ucb, rss, valid, budget, expected by check name)
-    (9.9, 100, True, Budget(latency_p90_ms=10), {"latency_p90_ucb99": "PASS"}),
-    (10.0, 100, True, Budget(latency_p90_ms=10), {"latency_p90_ucb99": "PASS"}),  # equal is within
-    (10.01, 100, True, Budget(latency_p90_ms=10), {"latency_p90_ucb99": "FAIL"}),
-    (10.01, 100, False, Budget(latency_p90_ms=10), {"latency_p90_ucb99": "INVALID"}),
-    (1.0, 600, True, Budget(peak_rss_mb=500, artifact_mb=2),
-     {"peak_rss_mb": "FAIL", "artifact_mb": "PASS"}),
-    (1.0, 100, True, Budget(artifact_mb=0.5), {"artifact_mb": "FAIL"}),
+    # (profile, budget, expected by check name, number of "not judged" notes)
+    (_profile(9.9), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "PASS"}, 0),
+    (_profile(10.0), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "PASS"}, 0),  # equal is within
+    (_profile(10.01), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "FAIL"}, 0),
+    (_profile(10.01, valid=False), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "INVALID"}, 0),
+    (_profile(1.0, 600), Budget(peak_rss_mb=500, artifact_mb=2), {"peak_rss_mb": "FAIL", "artifact_mb": "PASS"}, 0),
+    (_profile(1.0, 400), Budget(peak_rss_mb=500), {"peak_rss_mb": "PASS"}, 0),
+    (_profile(1.0), Budget(artifact_mb=0.5), {"artifact_mb": "FAIL"}, 0),
+    # a peak taken with other models (or training data) in the process is not the artifact's: not judged
+    (_profile(1.0, 600, scope="process, 4 targets loaded together"), Budget(peak_rss_mb=500), {}, 1),
+    (_profile(1.0, 600, scope=None), Budget(peak_rss_mb=500, latency_p90_ms=10),
+     {"latency_p90_ucb99": "PASS"}, 1),
+    # figures that are not finite numbers >= 0 are never coerced: INVALID, not FAIL or PASS
+    (_profile(True), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "INVALID"}, 0),
+    (_profile(float("nan")), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "INVALID"}, 0),
+    (_profile(float("inf")), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "INVALID"}, 0),
+    (_profile(-1.0), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "INVALID"}, 0),
+    (_profile("1.0"), Budget(latency_p90_ms=10), {"latency_p90_ucb99": "INVALID"}, 0),
+    (_profile(1.0, rss=True), Budget(peak_rss_mb=500), {"peak_rss_mb": "INVALID"}, 0),
+    (_profile(1.0, size=float("nan")), Budget(artifact_mb=5), {"artifact_mb": "INVALID"}, 0),
+    (_profile(1.0, size=-2.0), Budget(artifact_mb=5), {"artifact_mb": "INVALID"}, 0),
 ]
 
 
-@pytest.mark.parametrize("ucb,rss,valid,budget,expected", BUDGETS)
-def test_budgets(ucb: float, rss: float, valid: bool, budget: Budget, expected: dict) -> None:
-    got = {c.name: c.verdict for c in check_budgets(budget, profile=_profile(ucb, rss, valid))}
+@pytest.mark.parametrize("profile,budget,expected,n_notes", BUDGETS)
+def test_budgets(profile: dict, budget: Budget, expected: dict, n_notes: int) -> None:
+    notes: list[str] = []
+    got = {c.name: c.verdict for c in check_budgets(budget, profile=profile, notes=notes)}
     assert got == expected
+    assert len(notes) == n_notes
+    assert all("peak RSS not judged" in n for n in notes)
 
 
 @pytest.mark.parametrize("metric,budget,expected", [
@@ -199,6 +217,14 @@ def test_metric_budget(metric: float, budget: Budget, expected: str) -> None:
            "variants": {"onnx_int8": {"metric": metric}, "onnx_fp32": {"metric": 0.0}}}
     (c,) = check_budgets(budget, pipeline_report=rep)
     assert c.verdict == expected and c.name == "metric_angle_deg"
+
+
+@pytest.mark.parametrize("metric", [True, float("nan"), float("inf"), "5.0", None])
+def test_metric_budget_not_a_number_is_invalid(metric: object) -> None:
+    # as the pipeline calls it: a NaN metric (a diverged run) is INVALID, never "within budget"
+    rep = {"metric": {"name": "angle_deg"}, "variants": {"onnx_int8": {"metric": metric}}}
+    (c,) = check_budgets(Budget(metric_max=12.0), pipeline_report=rep)
+    assert c.verdict == "INVALID" and "variants.onnx_int8.metric" in c.message
 
 
 def test_metric_budget_missing_variant() -> None:

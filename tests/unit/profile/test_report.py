@@ -69,3 +69,109 @@ def test_markdown_shows_invalid_reasons() -> None:
     d["valid"] = False
     d["invalid_reasons"] = ["CPU clock drifted by 20%"]
     assert "INVALID**: CPU clock drifted by 20%" in render_markdown(d)
+
+
+# ---- strict values: a document that claims the schema but carries unusable figures is INVALID (exit 4)
+def _set(path: str, value: object):  # type: ignore[no-untyped-def]
+    keys = path.split(".")
+
+    def change(d: dict) -> None:
+        for k in keys[:-1]:
+            d = d[int(k)] if isinstance(d, list) else d[k]
+        if isinstance(d, list):
+            d[int(keys[-1])] = value
+        else:
+            d[keys[-1]] = value
+    return change
+
+
+STRICT = [
+    ("results.latency_ms.p90_ucb99", True, "is True (bool), expected a number"),
+    ("results.latency_ms.p50", False, "is False (bool)"),
+    ("results.latency_ms.p90", "1.2", "is '1.2' (str)"),
+    ("results.latency_ms.p99", None, "is null"),
+    ("results.latency_ms.p90_ucb99", float("nan"), "is nan, expected a finite number"),
+    ("results.latency_ms.mean", float("inf"), "is inf"),
+    ("results.latency_ms.min", -0.1, "is -0.1, expected a number >= 0"),
+    ("results.session_medians_ms.1", True, "session_medians_ms[1] is True (bool)"),
+    ("results.session_medians_ms.0", float("-inf"), "session_medians_ms[0] is -inf"),
+    ("results.session_medians_ms", [], "session_medians_ms is list of length 0"),
+    ("results.session_medians_ms", "1.0", "session_medians_ms is str"),
+    ("results.peak_rss_mb", True, "results.peak_rss_mb is True (bool)"),
+    ("results.peak_rss_mb", -1, "results.peak_rss_mb is -1"),
+    ("results.load_ms", float("nan"), "results.load_ms is nan"),
+    ("invalid_reasons", [1], "invalid_reasons is not a list of strings"),
+    ("valid", 1, "'valid' is 1"),
+    ("artifact", {"size_mb": True}, "artifact.size_mb is True (bool)"),
+    ("artifact", {"sha256": "xyz"}, "artifact.sha256 is 'xyz'"),
+    ("raw_samples", {"path": "/etc/passwd"}, "raw_samples.path is '/etc/passwd'"),
+    ("raw_samples", {"path": "../up.npy"}, "raw_samples.path"),
+    ("raw_samples", {"shape": [3, True]}, "raw_samples.shape"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", STRICT, ids=[f"{p}={v!r}" for p, v, _ in STRICT])
+def test_unusable_figures_are_invalid_and_named(path: str, value: object, message: str) -> None:
+    from edgekd.errors import EXIT_INVALID
+    from edgekd.profile.report import ReportInvalid
+
+    d = _doc()
+    ProfileReport.from_json(d)  # the control: the untouched document is accepted
+    _set(path, value)(d)
+    with pytest.raises(ReportInvalid) as info:
+        ProfileReport.from_json(d)
+    assert message in info.value.message and info.value.exit_code == EXIT_INVALID
+
+
+def test_wrong_schema_stays_bad_input() -> None:
+    from edgekd.errors import EXIT_BAD_INPUT
+
+    with pytest.raises(ProfileError) as info:
+        ProfileReport.from_json({"schema": "something/9"})
+    assert info.value.exit_code == EXIT_BAD_INPUT
+
+
+def _saved(tmp_path: Path, samples: np.ndarray) -> Path:
+    from edgekd.profile.stats import summarize
+
+    d = _doc()
+    s = summarize(samples)
+    d["results"].update(latency_ms=s.latency_dict(), session_medians_ms=s.session_medians_ms, n_samples=s.n)
+    return ProfileReport(d, samples).save(tmp_path / "r.json")
+
+
+def test_verify_summary_replaces_stored_figures_with_recomputed(tmp_path: Path) -> None:
+    samples = np.random.default_rng(1).gamma(9, 0.1, size=(4, 30))
+    p = _saved(tmp_path, samples)
+    rep = ProfileReport.load(p)
+    rep.verify_summary()
+    assert rep.latency_ms["p90_ucb99"] == pytest.approx(float(np.sort(samples.ravel())[115]), rel=1e-12)
+    assert rep.session_medians_ms == pytest.approx(list(np.median(samples, axis=1)), rel=1e-12)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("p90_ucb99", 0.001, "results.latency_ms.p90_ucb99 is 0.001 but the raw samples give"),
+    ("p50", 123.0, "results.latency_ms.p50 is 123.0"),
+    ("std", 0.0, "results.latency_ms.std is 0.0"),
+])
+def test_verify_summary_names_the_edited_field(tmp_path: Path, key: str, value: float, message: str) -> None:
+    from edgekd.profile.report import ReportInvalid
+
+    p = _saved(tmp_path, np.random.default_rng(2).gamma(9, 0.1, size=(4, 30)))
+    ProfileReport.load(p).verify_summary()  # the control
+    d = json.loads(p.read_text())
+    d["results"]["latency_ms"][key] = value
+    p.write_text(json.dumps(d))
+    with pytest.raises(ReportInvalid, match=message):
+        ProfileReport.load(p).verify_summary()
+
+
+def test_verify_summary_needs_samples_and_a_matching_sha(tmp_path: Path) -> None:
+    from edgekd.profile.report import ReportInvalid
+
+    with pytest.raises(ReportInvalid, match="no raw samples"):
+        ProfileReport.from_json(_doc()).verify_summary()
+    p = _saved(tmp_path, np.random.default_rng(3).gamma(9, 0.1, size=(4, 30)))
+    np.save(tmp_path / "r.samples.npy", np.ones((4, 30)))
+    with pytest.raises(ReportInvalid, match="does not match"):
+        ProfileReport.load(p)

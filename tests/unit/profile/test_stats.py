@@ -54,3 +54,22 @@ def test_summarize_fields_and_noisy_flag() -> None:
 
 def test_session_cv_needs_two_sessions() -> None:
     assert session_cv([1.0]) is None
+
+
+def test_summary_mismatch_agrees_with_summarize_and_names_fields() -> None:
+    from edgekd.profile.stats import summary_mismatch
+
+    x = np.random.default_rng(5).gamma(9, 0.1, size=(5, 20))
+    s = summarize(x)
+    lat = s.latency_dict()
+    assert summary_mismatch(lat, s.session_medians_ms, x, s.n) is None
+    assert "results.latency_ms.p90_ucb99 is 0.5" in str(summary_mismatch({**lat, "p90_ucb99": 0.5},
+                                                                          s.session_medians_ms, x))
+    assert "session_medians_ms[3]" in str(summary_mismatch(lat, [*s.session_medians_ms[:3], 9.0,
+                                                                 s.session_medians_ms[4]], x))
+    assert "n_samples is 99" in str(summary_mismatch(lat, s.session_medians_ms, x, 99))
+    assert "raw samples hold negative" in str(summary_mismatch(lat, s.session_medians_ms, -x))
+    assert "expected float" in str(summary_mismatch(lat, s.session_medians_ms, x.astype(np.int64)))
+    # a relative change of 1e-12 is float noise, 1e-6 is an edit
+    assert summary_mismatch({**lat, "mean": lat["mean"] * (1 + 1e-12)}, s.session_medians_ms, x) is None
+    assert summary_mismatch({**lat, "mean": lat["mean"] * (1 + 1e-6)}, s.session_medians_ms, x) is not None
