@@ -61,16 +61,14 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
         info: dict[str, Any] = {"source": "cache", "path": str(cached), "key": key}
     else:
         from edgekd.distill.loop import fit
+        from edgekd.pipeline import task_hooks
 
         # Optional task hook, only when training (e.g. gaze's MAE pre-training of the backbone).
-        pretrain = getattr(task, "pretrain_teacher", None)
-        pre = pretrain(teacher, progress=progress) if callable(pretrain) else None
-        # A task may train its teacher on more inputs than the student gets (a label-assisted
-        # teacher reads a label channel) and with its own loss (e.g. over two forward paths).
+        pre = task_hooks.pretrain_teacher(task, teacher, progress)
         res = fit(teacher, train_set=task.dataset("train"),
-                  input_names=getattr(task, "teacher_input_names", task.io_spec().input_names),
-                  cfg=recipe.teacher.train, task_loss=getattr(task, "teacher_task_loss", task.task_loss),
-                  val_fn=_val_fn(task),
+                  input_names=task_hooks.teacher_input_names(task, task.io_spec().input_names),
+                  cfg=recipe.teacher.train, task_loss=task_hooks.teacher_task_loss(task),
+                  val_fn=val_fn(task),
                   lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "train" / "teacher",
                   seed=recipe.seed, progress=progress, desc="teacher")
         teacher = res.student
@@ -81,10 +79,11 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
     return teacher.eval(), info
 
 
-def _val_fn(task: Any) -> Any:
+def val_fn(task: Any, spec: Any = None) -> Any:
+    """The validation metric of a torch model (``fit``'s ``val_fn``); ``spec``: the task's io spec."""
     from edgekd.tasks.base import torch_predict
 
-    spec = task.io_spec()
+    spec = spec if spec is not None else task.io_spec()
 
     def val(model: nn.Module) -> float:
         was = model.training
