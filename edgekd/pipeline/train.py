@@ -47,18 +47,22 @@ def _save(ctx: RunContext, model: nn.Module, artifact: Artifact) -> None:
         save_module_weights(model, artifact.path(ctx.out_dir))
 
 
-def train_students(ctx: RunContext, *, baseline: bool = True, resume: bool = False) -> TrainedModels:
+def train_students(ctx: RunContext, *, baseline: bool = True, resume: bool = False,
+                   device: Any = None) -> TrainedModels:
     """Train every arm the recipe asks for. ``baseline=False`` skips the student alone (``edgekd distill``);
     the KD student then starts from weights seeded by the recipe seed alone. ``resume`` continues each
-    arm from its ``train/<arm>/last.safetensors`` (and reuses the run's own teacher)."""
+    arm from its ``train/<arm>/last.safetensors`` (and reuses the run's own teacher). ``device``: the torch
+    device to train the students on (default: CPU)."""
     teacher, tinfo = _teacher_stage(ctx, resume)
+    if device is not None and isinstance(teacher, nn.Module):
+        teacher.to(device)
     common = _fit_kwargs(ctx)
     alone = _alone_stage(ctx, common) if baseline else None
     if not baseline:
         import torch
 
         torch.manual_seed(ctx.recipe.seed)  # the student's initial weights depend on the recipe seed only
-    kd = _kd_stage(ctx, common, teacher, resume)
+    kd = _kd_stage(ctx, common, teacher, resume, device)
     qat = _qat_stage(ctx, common, teacher, kd.student, resume) if ctx.artifacts.qat.finetune_arm else None
     return TrainedModels(teacher, tinfo, kd, alone, qat)
 
@@ -101,12 +105,14 @@ def _alone_stage(ctx: RunContext, common: dict[str, Any]) -> FitResult:
     return alone
 
 
-def _kd_stage(ctx: RunContext, common: dict[str, Any], teacher: Any, resume: bool) -> FitResult:
+def _kd_stage(ctx: RunContext, common: dict[str, Any], teacher: Any, resume: bool, device: Any) -> FitResult:
     from edgekd.distill.loop import fit
 
     r, qat_from_scratch = ctx.recipe, ctx.artifacts.qat.kd_student_is_qat
     with ctx.rec.stage("student_kd", losses=[lc.kind for lc in r.distill.losses]):
         student = ctx.task.build_student()
+        if device is not None:
+            student.to(device)
         if qat_from_scratch and r.distill.qat is not None:
             from edgekd.quantize.fake_quant import prepare_qat
 
