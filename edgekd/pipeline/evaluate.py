@@ -25,13 +25,6 @@ def callable_predict(fn: Any, input_names: Sequence[str]) -> PredictFn:
     return predict
 
 
-def model_predict(model: Any, task: Any) -> PredictFn:
-    spec = task.io_spec()
-    if isinstance(model, nn.Module):
-        return torch_predict(model, spec)
-    return callable_predict(model, spec.input_names)
-
-
 def evaluate_all(task: Any, predict: PredictFn, batch_size: int = 64) -> dict[str, Any]:
     """Metric on the test split and every extra split the task reports."""
     res = task.evaluate(predict, split="test", batch_size=batch_size)
@@ -69,7 +62,7 @@ def evaluate_variants(ctx: Any, trained: Any) -> dict[str, dict[str, Any]]:
             if model is None:
                 continue
             ctx.say(f"  evaluating {name}")
-            variants[name] = {**evaluate_all(task, _predict(model, task, ctx.spec)), "params": param_count(model)}
+            variants[name] = {**evaluate_all(task, model_predict(model, ctx.spec)), "params": param_count(model)}
         n_params = param_count(trained.student)
         for art in ctx.artifacts.runtime_artifacts():
             path = art.path(out)
@@ -83,7 +76,8 @@ def evaluate_variants(ctx: Any, trained: Any) -> dict[str, dict[str, Any]]:
     return variants
 
 
-def _predict(model: Any, task: Any, spec: Any) -> PredictFn:
+def model_predict(model: Any, spec: Any) -> PredictFn:
+    """A torch module, or an analytic teacher (a callable on torch tensors), as a numpy predict function."""
     if isinstance(model, nn.Module):
         return torch_predict(model, spec)
     return callable_predict(model, spec.input_names)

@@ -129,7 +129,7 @@ def _extra_formats(ctx: RunContext, trained: TrainedModels) -> dict[str, dict[st
         int8 = ctx.artifacts.ONNX_INT8.path(ctx.out_dir)
         exports = export_extra_formats(trained.student, ctx.task, r, ctx.device, ctx.out_dir, onnx_path=trt_onnx,
                                        qdq=trt_onnx == int8, tensorrt_note=trt_note, feeds=ctx.test_feeds(),
-                                       calib=ctx.calibration())
+                                       calib=ctx.calibration(), spec=ctx.spec)
         rec.update(exports)
     return exports
 

@@ -36,8 +36,10 @@ def teacher_cache_key(recipe: RecipeBase) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bool = True) -> tuple[Any, dict[str, Any]]:
-    """Return (teacher, info). ``info`` says where it came from, for the report and manifest."""
+def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bool = True,
+                   spec: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Return (teacher, info). ``info`` says where it came from, for the report and manifest. ``spec``: the
+    task's io spec (read from the task when not given)."""
     from edgekd.paths import cache_dir
     from edgekd.weights import load_module_weights, save_module_weights
 
@@ -63,12 +65,14 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
         from edgekd.distill.loop import fit
         from edgekd.pipeline import task_hooks
 
+        spec = spec if spec is not None else task.io_spec()
+
         # Optional task hook, only when training (e.g. gaze's MAE pre-training of the backbone).
         pre = task_hooks.pretrain_teacher(task, teacher, progress)
         res = fit(teacher, train_set=task.dataset("train"),
-                  input_names=task_hooks.teacher_input_names(task, task.io_spec().input_names),
+                  input_names=task_hooks.teacher_input_names(task, spec.input_names),
                   cfg=recipe.teacher.train, task_loss=task_hooks.teacher_task_loss(task),
-                  val_fn=val_fn(task),
+                  val_fn=val_fn(task, spec),
                   lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "train" / "teacher",
                   seed=recipe.seed, progress=progress, desc="teacher")
         teacher = res.student

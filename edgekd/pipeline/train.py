@@ -79,7 +79,7 @@ def _teacher_stage(ctx: RunContext, resume: bool) -> tuple[Any, dict[str, Any]]:
             teacher, tinfo = load_module_weights(ctx.task.build_teacher(), saved).eval(), {
                 "source": "resumed", "path": str(saved)}
         else:
-            teacher, tinfo = obtain_teacher(ctx.recipe, ctx.task, ctx.out_dir, progress=ctx.progress)
+            teacher, tinfo = obtain_teacher(ctx.recipe, ctx.task, ctx.out_dir, progress=ctx.progress, spec=ctx.spec)
         r.update({k: v for k, v in tinfo.items() if k != "history"})
     return teacher, tinfo
 
