@@ -128,13 +128,17 @@ class Manifest(_Closed):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-SCHEMAS: dict[str, type[BaseModel]] = {"report.schema.json": RunReport, "manifest.schema.json": Manifest}
+def _schemas() -> dict[str, type[BaseModel]]:
+    from edgekd.profile.document import ProfileDocument
+
+    return {"report.schema.json": RunReport, "manifest.schema.json": Manifest,
+            "profile.schema.json": ProfileDocument}
 
 
 def schema_texts() -> dict[str, str]:
     """File name -> JSON Schema text (by alias, so ``schema`` is spelled as in the documents)."""
     return {name: json.dumps(model.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n"
-            for name, model in SCHEMAS.items()}
+            for name, model in _schemas().items()}
 
 
 def write_schemas(folder: Path) -> list[Path]:

@@ -51,3 +51,27 @@ def test_manifest_requires_artifact_hashes() -> None:
     assert Manifest.model_validate(base).artifacts[0].path == "student.onnx"
     with pytest.raises(ValidationError):
         Manifest.model_validate({**base, "artifacts": [{"path": "student.onnx"}]})
+
+
+def test_a_measured_profile_document_matches_its_model(tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from edgekd.iospec import IOSpec, TensorSpec
+    from edgekd.profile.document import ProfileDocument
+    from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
+    from edgekd.runtime import SessionOptions
+
+    spec = IOSpec(inputs=[TensorSpec("x", ("batch", 4))], outputs=[TensorSpec("y", ("batch", 2))])
+    model = torch.nn.Linear(4, 2).eval()
+    opts = SessionOptions(threads=1)
+    target = ProfileTarget.from_module(model, spec, opts, spec.dummy_inputs({"batch": 1}, seed=0), label="lin")
+    cfg = MeasureConfig(warmup_s=0.0, warmup_iters=1, sessions=1, iterations=50, min_duration_s=0.0)
+    (rep,) = profile_artifacts([target], cfg, progress=False)
+    rep.save(tmp_path / "p.json")
+    doc = ProfileDocument.model_validate(json.loads((tmp_path / "p.json").read_text()))
+    assert doc.runtime.name == "torch" and doc.results.latency_ms.p90_ucb99 is not None
+    assert doc.raw_samples is not None and doc.raw_samples.shape == [1, 50]
+    with pytest.raises(ValidationError):
+        ProfileDocument.model_validate({**json.loads((tmp_path / "p.json").read_text()), "schema": "other/1"})
