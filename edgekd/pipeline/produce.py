@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekd.config.recipe import RecipeBase
 from edgekd.pipeline.artifacts import Artifact
 from edgekd.pipeline.context import RunContext
 from edgekd.pipeline.train import TrainedModels
@@ -125,8 +126,8 @@ def _extra_formats(ctx: RunContext, trained: TrainedModels) -> dict[str, dict[st
 
     r = ctx.recipe
     with ctx.rec.stage("export_formats", formats=[f for f in r.export.formats if f != "onnx"]) as rec:
-        trt_onnx, trt_note = _tensorrt_source(ctx)
         int8 = ctx.artifacts.ONNX_INT8.path(ctx.out_dir)
+        trt_onnx, trt_note = tensorrt_source(r, ctx.artifacts.ONNX_FP32.path(ctx.out_dir), int8)
         exports = export_extra_formats(trained.student, ctx.task, r, ctx.device, ctx.out_dir, onnx_path=trt_onnx,
                                        qdq=trt_onnx == int8, tensorrt_note=trt_note, feeds=ctx.test_feeds(),
                                        calib=ctx.calibration(), spec=ctx.spec)
@@ -134,13 +135,12 @@ def _extra_formats(ctx: RunContext, trained: TrainedModels) -> dict[str, dict[st
     return exports
 
 
-def _tensorrt_source(ctx: RunContext) -> tuple[Path | None, str | None]:
+def tensorrt_source(recipe: RecipeBase, onnx_path: Path, int8_path: Path) -> tuple[Path | None, str | None]:
     """Which ONNX model TensorRT gets, and a note when it is not the INT8 artifact. TensorRT parses only
     symmetric signed INT8 Q/DQ: a QAT model with int8 activations goes as it is (explicit INT8); one with
     uint8 activations cannot, so TensorRT calibrates the FP32 student.onnx instead, or, when a QAT-from-scratch
     run has no FP32 export, gets nothing."""
-    qat, arts = ctx.recipe.distill.qat, ctx.artifacts
-    onnx_path, int8_path = arts.ONNX_FP32.path(ctx.out_dir), arts.ONNX_INT8.path(ctx.out_dir)
+    qat = recipe.distill.qat
     if qat is None:
         return onnx_path, None  # PTQ runs: TensorRT calibrates the FP32 model itself (its own INT8 scheme)
     if qat.activation == "int8":
