@@ -133,7 +133,8 @@ class ArtifactSet:
         """Files an earlier run into the same folder may have left: a re-used ``--out`` must not report
         an earlier run's artifact."""
         d = self.out_dir
-        return [d / f for a in self.every_known() for f in a.files()] + [
+        plot = self.REPORTS[2]  # drawn only when something was profiled: an old one must not linger
+        return [d / f for a in (*self.every_known(), plot) for f in a.files()] + [
             p for sub in self.FORMAT_DIRS for p in (d / sub).glob("student.*")]
 
     def remove_stale(self) -> None:

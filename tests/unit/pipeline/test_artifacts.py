@@ -42,7 +42,7 @@ def test_finetune_adds_the_qat_arm_and_its_weights(tmp_path: Path) -> None:
 
 def test_stale_files_of_any_earlier_run_are_removed(tmp_path: Path) -> None:
     names = ["student.onnx", "student.int8.onnx", "student.int8.xml", "student.int8.bin", "student_qat.safetensors",
-             "openvino/student.xml", "tensorrt/student.plan.json"]
+             "openvino/student.xml", "tensorrt/student.plan.json", "report_tradeoff.png"]
     for n in names:
         (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / n).write_text("old")
