@@ -62,6 +62,8 @@ def start_run(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, progre
 
 def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, progress: bool = True,
                  say: Callable[[str], None] = print) -> PipelineResult:
+    """Run every stage for ``recipe`` and ``device`` into ``out_dir``; report.json, report.md, the trade-off
+    plot and manifest.json are written last (the manifest after everything it lists)."""
     from edgekd.pipeline.budget import judge_budget
     from edgekd.pipeline.capability import check_capabilities
 
