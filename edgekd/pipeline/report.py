@@ -157,7 +157,8 @@ def parity_sentence(name: str, p: dict[str, Any]) -> str:
         return (f"{what} differs from the torch student beyond the FP32 tolerance (largest absolute "
                 f"difference: {diffs}); expected for INT8, which is judged by its metric instead.")
     outs = p.get("outputs") or []
-    n = f"{p.get('samples', '?')} test inputs in {p.get('batches', '?')} batches"
+    b = p.get("batches", "?")
+    n = f"{p.get('samples', '?')} test inputs in {b} batch{'' if b == 1 else 'es'}"
     verdict = "matches" if p.get("passed") else "DOES NOT match"
     if p.get("compare") == "argmax":
         agree = ", ".join(f"`{o['name']}` {o.get('agreement', 0):.2%}" for o in outs)
