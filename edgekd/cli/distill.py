@@ -20,16 +20,18 @@ def register(app: typer.Typer) -> None:
                                                  "[default: runs/RECIPE/distill]")] = None,
         preset: Annotated[str | None, typer.Option("--preset", help="recipe preset, e.g. quick or full")] = None,
         set_: SetOption = None,
-        resume: Annotated[bool, typer.Option("--resume", help="continue a killed run from OUT/student_kd/"
-                                             "last.safetensors (same recipe and --set values)")] = False,
+        resume: Annotated[bool, typer.Option("--resume", help="continue a killed run from OUT/train/"
+                                             "student_kd/last.safetensors (same recipe and --set values)")] = False,
         no_progress: Annotated[bool, typer.Option("--no-progress", help="no progress bars")] = False,
     ) -> None:
-        """Distil the recipe's teacher into its student; write checkpoints, metrics.jsonl and
-        student_kd.safetensors to OUT. Under `torchrun --nproc_per_node N` it trains with DDP.
+        """Distil the recipe's teacher into its student with the same training stage as
+        `edgekd distill-and-export` (without the student-alone baseline), writing the same files:
+        teacher.safetensors, student_kd.safetensors (student_qat.safetensors for a QAT fine-tune) and
+        checkpoints plus metrics.jsonl under OUT/train/<arm>/. Under `torchrun --nproc_per_node N` it
+        trains with DDP.
 
         Exit codes: 0 success, 2 bad input or environment (including a NaN loss or a resume that
         does not match the checkpoint)."""
-        import os
         import sys
 
         from edgekd.cli._common import console
@@ -38,77 +40,43 @@ def register(app: typer.Typer) -> None:
         r = load_recipe(recipe, overrides=set_ or [], preset=preset)  # validated before anything heavy
         dev = _torch_device(device)
         out_dir = out or Path("runs") / r.name / "distill"
-
-        import torch
-
-        from edgekd.distill.loop import fit
-        from edgekd.pipeline.teacher import _val_fn, obtain_teacher
-        from edgekd.quantize.fake_quant import is_qat
-        from edgekd.tasks import build_task
-        from edgekd.weights import save_module_weights
-
-        show = not no_progress and sys.stdout.isatty()
-        task = build_task(r.task, r.seed)
-        spec = task.io_spec()
-        saved = out_dir / "teacher.safetensors"
-        if resume and r.teacher.source == "train" and saved.is_file():
-            # The killed run's teacher, exactly: retraining could differ and would not match the checkpoint.
-            from edgekd.weights import load_module_weights
-
-            teacher = load_module_weights(task.build_teacher(), saved).eval()
-            tinfo = {"source": "resumed", "path": str(saved)}
-        else:
-            torch.manual_seed(r.seed)  # a teacher trained from scratch starts from seeded weights
-            teacher, tinfo = obtain_teacher(r, task, out_dir, progress=show)
-        if os.environ.get("RANK", "0") == "0":
-            console.print(f"teacher: {tinfo['source']}" + (f" ({tinfo['path']})" if "path" in tinfo else ""),
-                          highlight=False)
-        if isinstance(teacher, torch.nn.Module):
-            teacher.to(dev)
-        torch.manual_seed(r.seed)  # the student's initial weights depend on the recipe seed only
-        student = task.build_student().to(dev)
-        qat = r.distill.qat
-        if qat is not None and qat.mode == "scratch":
-            from edgekd.quantize.fake_quant import prepare_qat
-
-            prepare_qat(student, per_channel=qat.per_channel, weight_bits=qat.weight_bits,
-                        activation=qat.activation)
-        res = fit(student, train_set=task.dataset("train"), input_names=spec.input_names, cfg=r.train,
-                  task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight, teacher=teacher,
-                  losses=r.distill.losses, val_fn=_val_fn(task), lower_is_better=task.metric.lower_is_better,
-                  out_dir=out_dir / "student_kd", resume=resume, seed=r.seed, progress=show, desc="student KD",
-                  teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None,
-                  qat=qat is not None and qat.mode == "scratch")
-        rank0 = os.environ.get("RANK", "0") == "0"
-        if rank0:
-            weights = save_module_weights(res.student, out_dir / "student_kd.safetensors",
-                                          metadata={"recipe": r.name, "qat": str(is_qat(res.student))})
-            metric = "n/a" if res.best_metric is None else f"{res.best_metric:.6g}"
-            console.print(f"student KD: best val {task.metric.name} {metric} at epoch {res.best_epoch} "
-                          f"({len(res.history)} epochs, {res.seconds:.1f} s)", highlight=False)
-            console.print(f"wrote {weights}, checkpoints in {out_dir / 'student_kd'}", highlight=False)
-        if qat is not None and qat.mode == "finetune":
-            from edgekd.distill.qat_finetune import qat_finetune
-            from edgekd.tasks.base import calibration_items
-
-            ft = qat_finetune(res.student, qat=qat, train=r.train,
-                              calib=calibration_items(task, r.quantize.calibration.samples),
-                              input_names=spec.input_names, train_set=task.dataset("train"),
-                              task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight,
-                              teacher=teacher, losses=r.distill.losses, val_fn=_val_fn(task),
-                              lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "student_qat",
-                              resume=resume and (out_dir / "student_qat" / "last.safetensors").is_file(),
-                              seed=r.seed, progress=show, desc="student QAT fine-tune",
-                              teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None)
-            if rank0:
-                weights = save_module_weights(ft.student, out_dir / "student_qat.safetensors",
-                                              metadata={"recipe": r.name, "qat": "finetune"})
-                console.print(f"student QAT fine-tune ({qat.weight_bits}-bit weights, {ft.extras['bn_folded']} "
-                              f"BatchNorms folded): best val {task.metric.name} {ft.best_metric} "
-                              f"({ft.seconds:.1f} s); wrote {weights}", highlight=False)
-        if not rank0:
+        res = _train(r, dev, out_dir, resume=resume, progress=not no_progress and sys.stdout.isatty())
+        if res is None:
             return  # under torchrun only rank 0 writes and reports
+        console.print(res, highlight=False)
         console.print(f"next: edgekd distill-and-export {recipe} (export, quantize, profile)", highlight=False)
+
+
+def _train(r: Any, dev: Any, out_dir: Path, *, resume: bool, progress: bool) -> str | None:
+    """Run the pipeline's training stage on ``dev``; the summary lines to print (None off rank 0)."""
+    import os
+
+    from edgekd.config import load_device
+    from edgekd.pipeline.run import start_run
+    from edgekd.pipeline.train import train_students
+
+    # the deployment device plays no part in training; the context needs one
+    ctx = start_run(r, load_device("host-cpu"), out_dir, progress=progress, say=lambda s: None)
+    trained = train_students(ctx, baseline=False, resume=resume, device=dev)
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    metric = ctx.task.metric.name
+    tinfo = trained.teacher_info
+    lines = [f"teacher: {tinfo['source']}" + (f" ({tinfo['path']})" if "path" in tinfo else ""),
+             f"student KD: best val {metric} {_g(trained.kd.best_metric)} at epoch {trained.kd.best_epoch} "
+             f"({len(trained.kd.history)} epochs, {trained.kd.seconds:.1f} s)"]
+    if trained.qat is not None:
+        q = r.distill.qat
+        lines.append(f"student QAT fine-tune ({q.weight_bits if q else '?'}-bit weights, "
+                     f"{trained.qat.extras.get('bn_folded')} BatchNorms folded): best val "
+                     f"{metric} {_g(trained.qat.best_metric)} ({trained.qat.seconds:.1f} s)")
+    written = [a.name for a in ctx.artifacts.weights() if a.path(out_dir).is_file()]
+    lines.append(f"wrote {', '.join(written)} in {out_dir}; checkpoints in {out_dir / 'train'}")
+    return "\n".join(lines)
+
+
+def _g(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.6g}"
 
 
 def _torch_device(name: str) -> Any:

@@ -23,12 +23,13 @@ def register(app: typer.Typer) -> None:
         """Distill the recipe's teacher into its student, quantize, export to ONNX, check parity,
         score every variant, profile on this machine, and write report.json, report.md and manifest.json.
 
-        Exit codes: 0 success, 1 the device's budget failed, 2 bad input or environment."""
+        Exit codes: 0 success, 1 the device's budget failed, 2 bad input or environment, 3 the budget
+        was inconclusive (e.g. latency measured on contended CPUs)."""
         import sys
 
         from edgekd.cli._common import console
         from edgekd.config import load_device
-        from edgekd.errors import EXIT_GATE_FAILED
+        from edgekd.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE
         from edgekd.tasks.recipe import load_recipe
 
         # Validate everything before anything heavy happens.
@@ -43,20 +44,16 @@ def register(app: typer.Typer) -> None:
 
         console.print(render_markdown(res.report), highlight=False, markup=False)
         console.print(f"wrote {out_dir}/report.json, report.md, manifest.json")
-        flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}"
-                         for n, shape in (res.report.get("inputs") or {}).items())
-        from edgekd.pipeline.budget import HOST_DEVICES
+        from edgekd.pipeline.artifacts import ArtifactSet
 
-        # the gate line judges what the budget above judged: on the host, this run's own profile (its peak
-        # RSS, shared with training, is not judged by either); for a board, a profile taken on the board
-        gated = f"{out_dir}/profile/onnx_int8.json" if d.name in HOST_DEVICES else "board.json"
-        board = "" if d.name in HOST_DEVICES else " --host USER@BOARD --out board.json"
-        console.print(f"next: edgekd profile {out_dir}/student.int8.onnx --device {d.name} {flags}{board}   |   "
-                      f"edgekd gate {gated} --device {d.name} --recipe {r.name} "
-                      f"--recipe-report {out_dir}/report.json")
-        verdict = (res.report.get("budget") or {}).get("verdict")
-        if res.budget_passed is None and verdict:
-            console.print(f"budget for {d.name!r} not judged: {verdict} (see report.md)")
+        hint = ArtifactSet.of(r, out_dir).next_commands(d.name, r.name, res.report.get("inputs") or {})
+        if hint:
+            console.print(f"next: {hint}")
+        if res.verdict == "INCONCLUSIVE":
+            console.print(f"budget for {d.name!r} INCONCLUSIVE (see report.md)")
+            raise typer.Exit(EXIT_INCONCLUSIVE)
+        if res.budget_passed is None and res.verdict:
+            console.print(f"budget for {d.name!r} not judged: {res.verdict} (see report.md)")
         if res.budget_passed is False:
             console.print(f"budget for {d.name!r} FAILED (see report.md)")
             raise typer.Exit(EXIT_GATE_FAILED)

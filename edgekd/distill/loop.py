@@ -101,14 +101,62 @@ def fit(student: nn.Module, *, train_set: Dataset, input_names: Sequence[str], c
     ``teacher_cache`` (a folder) caches teacher outputs/features on disk; the dataset then must
     be deterministic per index (no random augmentation) and gets an ``index`` key if it has none.
     ``resume`` continues from ``out_dir/last.safetensors``. Raises TrainingError on a NaN/Inf term.
+
+    The sections run in a fixed order (each consumes the seeded RNG the same way every run):
+    set-up, probe, loss terms, optimizer and schedule, resume, epochs, best weights.
     """
     t0 = time.perf_counter()
-    from edgekd.distill.losses import LOSSES
-
     if resume and out_dir is None:
         raise ConfigError("resume=True needs out_dir (the folder holding last.safetensors)",
                           hint="pass out_dir=... (CLI: --out DIR) together with --resume")
     out_dir = Path(out_dir) if out_dir is not None else None
+    env = _setup(student, teacher, train_set, input_names, cfg, seed, teacher_cache is not None, qat)
+    probe = _probe(env, input_names, cfg.batch_size)
+    terms, term_names = _build_terms(losses, probe, env.student, env.teacher, env.device)
+    s_taps = FeatureTaps(env.student, [p for t in terms for p in t.student_taps], "student")
+    cache = _attach_teacher(env, terms, input_names, cfg.batch_size, teacher_cache, progress)
+    tr = _build_trainer(env, cfg, terms, term_names, losses, s_taps, cache, task_loss, task_loss_weight,
+                        input_names, seed, out_dir)
+    run_config = {"train": cfg.model_dump(mode="json"), "losses": [lc.model_dump(mode="json") for lc in losses],
+                  "task_loss_weight": task_loss_weight, "seed": seed, "qat": qat, "input_names": list(input_names),
+                  "world_size": env.info.world_size, "lower_is_better": lower_is_better,
+                  "teacher": None if env.teacher is None else env.teacher.fingerprint()}
+    st = _start_state(tr, run_config, resume, out_dir)
+    log = MetricsLog(out_dir, env.info.is_main, resume_step=st.global_step if resume else None)
+    bar = Progress(progress and env.info.is_main, desc, tr.plan.total_steps, completed=st.global_step)
+    stopped_early = False
+    try:
+        while st.epoch < cfg.epochs and not stopped_early:
+            epoch_t0 = time.perf_counter()
+            _run_epoch(tr, st, log, bar)
+            stopped_early = _end_epoch(st, cfg, env.info, env.device, env.student, terms, val_fn, lower_is_better,
+                                       tr.best_path, log, time.perf_counter() - epoch_t0)
+            _save_last(tr, st)
+    finally:
+        bar.close()
+        log.close()
+        s_taps.remove()
+        if env.teacher is not None:
+            env.teacher.set_taps([])
+    return _finish(tr, st, t0, stopped_early)
+
+
+@dataclass
+class _Env:
+    """Where and what trains: the (possibly QAT-prepared) student, the teacher, the dataset as trained."""
+
+    student: nn.Module
+    teacher: Teacher | None
+    train_set: Dataset  # type: ignore[type-arg]
+    device: torch.device
+    info: ddp.DistInfo
+    amp: torch.dtype | None
+
+
+def _setup(student: nn.Module, teacher: nn.Module | Callable[..., Any] | None, train_set: Dataset,  # type: ignore[type-arg]
+           input_names: Sequence[str], cfg: TrainConfig, seed: int, cached: bool, qat: bool) -> _Env:
+    """Device and process group, the seed, QAT preparation, autocast, the teacher wrapper and (for a
+    teacher cache) the indexed dataset."""
     device = next((p.device for p in student.parameters()), torch.device("cpu"))
     info = ddp.setup(device)
     device = ddp.device_for(device, info)
@@ -120,25 +168,27 @@ def fit(student: nn.Module, *, train_set: Dataset, input_names: Sequence[str], c
         student = prepare_qat(student)
     amp = resolve_amp(cfg.amp, device)
     tch: Teacher | None = as_teacher(teacher).to(device) if teacher is not None else None
-
-    cache = None
-    if teacher_cache is not None and tch is not None:
+    if cached and tch is not None:
         from edgekd.distill.cache import IndexedDataset, check_deterministic
 
         check_deterministic(train_set, input_names)
         train_set = IndexedDataset.wrap(train_set)
-    n_train = len(train_set)  # type: ignore[arg-type]
-    if n_train == 0:
+    if len(train_set) == 0:  # type: ignore[arg-type]
         raise ConfigError("train_set is empty", hint="check the task's dataset('train') size settings")
+    return _Env(student, tch, train_set, device, info, amp)
 
-    # ---- probe one batch: tap shapes for sizing projectors, and early input-name checks
-    probe_batch = _to_device(default_collate([train_set[i] for i in range(min(cfg.batch_size, n_train))]),
-                             device)
+
+def _probe(env: _Env, input_names: Sequence[str], batch_size: int) -> TapProbe:
+    """Run one batch through both models: tap shapes for sizing projectors, and early input-name checks."""
+    n_train = len(env.train_set)  # type: ignore[arg-type]
+    probe_batch = _to_device(default_collate([env.train_set[i] for i in range(min(batch_size, n_train))]),
+                             env.device)
     missing = [n for n in input_names if n not in probe_batch]
     if missing:
         raise ConfigError(f"input_names {missing} are not keys of the dataset items (keys: {sorted(probe_batch)})",
                           hint="name the model inputs as the task's io_spec does")
     probe_in = [probe_batch[n] for n in input_names]
+    student, tch = env.student, env.teacher
     was_training = student.training
     student.eval()
     with torch.no_grad():
@@ -148,12 +198,18 @@ def fit(student: nn.Module, *, train_set: Dataset, input_names: Sequence[str], c
         t_shapes = tch.probe_shapes(probe_in) if tch is not None else {}
     student.train(was_training)
     t_known = tch.module_paths() if tch is not None else []
-    probe = TapProbe(ShapeMap("student", s_shapes, module_paths(student)),
-                     ShapeMap("teacher", t_shapes, t_known,
-                              "no such module" if t_known else "the teacher is not a torch module"),
-                     [o.shape for o in as_tuple(s_outs[0])], [o.shape for o in t_outs])
+    return TapProbe(ShapeMap("student", s_shapes, module_paths(student)),
+                    ShapeMap("teacher", t_shapes, t_known,
+                             "no such module" if t_known else "the teacher is not a torch module"),
+                    [o.shape for o in as_tuple(s_outs[0])], [o.shape for o in t_outs])
 
-    # ---- loss terms (seeded above, so projector initialisation is reproducible)
+
+def _build_terms(losses: Sequence[LossConfigBase], probe: TapProbe, student: nn.Module, tch: Teacher | None,
+                 device: torch.device) -> tuple[list[LossTerm], list[str]]:
+    """One loss term per config (seeded above, so projector initialisation is reproducible) and their
+    unique names."""
+    from edgekd.distill.losses import LOSSES
+
     terms: list[LossTerm] = []
     for i, lc in enumerate(losses):
         term = LOSSES.get(lc)(lc, probe)
@@ -163,27 +219,35 @@ def fit(student: nn.Module, *, train_set: Dataset, input_names: Sequence[str], c
         for path in term.student_taps:
             resolve_module(student, path, "student")
         terms.append(term.to(device))
-    term_names = _unique_names([t.name or lc.kind for t, lc in zip(terms, losses, strict=True)])
-    s_taps = FeatureTaps(student, [p for t in terms for p in t.student_taps], "student")
-    if tch is not None:
-        tch.set_taps([p for t in terms for p in t.teacher_taps])
-        if teacher_cache is not None:
-            from edgekd.distill.cache import TeacherCache
+    return terms, _unique_names([t.name or lc.kind for t, lc in zip(terms, losses, strict=True)])
 
-            cache = TeacherCache.open_or_build(Path(teacher_cache), tch, train_set, input_names,
-                                               batch_size=cfg.batch_size, info=info, progress=progress)
 
-    # A teacher with no term that reads it (e.g. task loss only) is not run at all.
-    need_teacher = any(t.needs_teacher for t in terms)
-    term_params = [p for t in terms for p in t.parameters() if p.requires_grad]
-    ddp.broadcast_params([p for t in terms for p in t.parameters()], info)
-    model: nn.Module = student
-    if info.enabled:
-        model = nn.parallel.DistributedDataParallel(
-            student, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = build_optimizer(cfg, [p for p in student.parameters() if p.requires_grad] + term_params)
+def _attach_teacher(env: _Env, terms: list[LossTerm], input_names: Sequence[str], batch_size: int,
+                    teacher_cache: Path | None, progress: bool) -> Any:
+    """Tap the teacher where the terms read it, and open (or build) its on-disk output cache."""
+    if env.teacher is None:
+        return None
+    env.teacher.set_taps([p for t in terms for p in t.teacher_taps])
+    if teacher_cache is None:
+        return None
+    from edgekd.distill.cache import TeacherCache
 
-    # ---- data: the same seeded permutation on every rank; rank r takes every world_size-th index
+    return TeacherCache.open_or_build(Path(teacher_cache), env.teacher, env.train_set, input_names,
+                                      batch_size=batch_size, info=env.info, progress=progress)
+
+
+@dataclass
+class _Plan:
+    """The epoch's data order and length: the same seeded permutation on every rank; rank r takes every
+    world_size-th index."""
+
+    sampler: DistributedSampler[Any]
+    drop_last: bool
+    steps_per_epoch: int
+    total_steps: int
+
+
+def _plan(cfg: TrainConfig, train_set: Dataset, info: ddp.DistInfo, seed: int) -> _Plan:  # type: ignore[type-arg]
     sampler: DistributedSampler[Any] = DistributedSampler(
         train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed, drop_last=False)  # type: ignore[arg-type]
     per_rank = len(sampler)
@@ -192,131 +256,188 @@ def fit(student: nn.Module, *, train_set: Dataset, input_names: Sequence[str], c
     steps_per_epoch = per_rank // cfg.batch_size if drop_last else 1
     if cfg.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    total_steps = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, total_steps))
-    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    return _Plan(sampler, drop_last, steps_per_epoch, steps_per_epoch * cfg.epochs)
 
-    run_config = {"train": cfg.model_dump(mode="json"), "losses": [lc.model_dump(mode="json") for lc in losses],
-                  "task_loss_weight": task_loss_weight, "seed": seed, "qat": qat, "input_names": list(input_names),
-                  "world_size": info.world_size, "lower_is_better": lower_is_better,
-                  "teacher": None if tch is None else tch.fingerprint()}
-    st = _State()
-    last_path = out_dir / "last.safetensors" if out_dir is not None else None
-    best_path = out_dir / "best.safetensors" if out_dir is not None else None
-    if resume and last_path is not None and last_path.exists():
-        st = _resume(last_path, best_path, run_config, student, terms, opt, sched)
+
+@dataclass
+class _Trainer:
+    """Everything one optimisation step needs, built once per :func:`fit`."""
+
+    env: _Env
+    cfg: TrainConfig
+    model: nn.Module  # the student, or its DDP wrapper
+    terms: list[LossTerm]
+    term_names: list[str]
+    losses: Sequence[LossConfigBase]
+    s_taps: FeatureTaps
+    cache: Any
+    need_teacher: bool
+    term_params: list[nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+    plan: _Plan
+    task_loss: TaskLoss | None
+    task_loss_weight: float
+    input_names: Sequence[str]
+    seed: int
+    last_path: Path | None
+    best_path: Path | None
+
+
+def _build_trainer(env: _Env, cfg: TrainConfig, terms: list[LossTerm], term_names: list[str],
+                   losses: Sequence[LossConfigBase], s_taps: FeatureTaps, cache: Any, task_loss: TaskLoss | None,
+                   task_loss_weight: float, input_names: Sequence[str], seed: int, out_dir: Path | None) -> _Trainer:
+    """Optimizer over the student and the terms' projectors, the DDP wrapper, the schedule."""
+    # A teacher with no term that reads it (e.g. task loss only) is not run at all.
+    need_teacher = any(t.needs_teacher for t in terms)
+    term_params = [p for t in terms for p in t.parameters() if p.requires_grad]
+    ddp.broadcast_params([p for t in terms for p in t.parameters()], env.info)
+    model: nn.Module = env.student
+    if env.info.enabled:
+        model = nn.parallel.DistributedDataParallel(
+            env.student, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    opt = build_optimizer(cfg, [p for p in env.student.parameters() if p.requires_grad] + term_params)
+    plan = _plan(cfg, env.train_set, env.info, seed)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, plan.total_steps))
+    scaler = torch.amp.GradScaler(env.device.type) if env.amp == torch.float16 else None
+    return _Trainer(env, cfg, model, terms, term_names, losses, s_taps, cache, need_teacher, term_params, opt,
+                    sched, scaler, plan, task_loss, task_loss_weight, input_names, seed,
+                    out_dir / "last.safetensors" if out_dir is not None else None,
+                    out_dir / "best.safetensors" if out_dir is not None else None)
+
+
+def _start_state(tr: _Trainer, run_config: dict[str, Any], resume: bool, out_dir: Path | None) -> _State:
+    """A fresh state, or the killed run's (``resume``); stale checkpoint temp files are swept."""
+    st = _State(run_config=run_config)
+    if resume and tr.last_path is not None and tr.last_path.exists():
+        st = _resume(tr.last_path, tr.best_path, run_config, tr.env.student, tr.terms, tr.opt, tr.sched)
     elif resume:
-        raise TrainingError(f"resume requested but {last_path} does not exist",
+        raise TrainingError(f"resume requested but {tr.last_path} does not exist",
                             hint="run without --resume to start, or point --out at the killed run's folder")
-    if out_dir is not None and info.is_main:
+    if out_dir is not None and tr.env.info.is_main:
         ckpt.remove_stale_temps(out_dir)
-    log = MetricsLog(out_dir, info.is_main, resume_step=st.global_step if resume else None)
-    bar = Progress(progress and info.is_main, desc, total_steps, completed=st.global_step)
+    return st
 
-    def save_last() -> None:
-        if last_path is None or not info.is_main:
-            return
-        tensors = ckpt.module_tensors(student, terms)
-        o_t, o_meta = ckpt.optimizer_state(opt)
-        r_t, r_meta = ckpt.rng_state()
-        ckpt.save(last_path, {**tensors, **o_t, **r_t}, {
-            "kind": "train", "config": run_config, "epoch": st.epoch, "step_in_epoch": st.step_in_epoch,
-            "global_step": st.global_step, "sums": st.sums, "count": st.count, "history": st.history,
-            "best_metric": st.best_metric, "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
-            "optimizer": o_meta, "scheduler": _sched_state(sched), "rng": r_meta})
+
+def _save_last(tr: _Trainer, st: _State) -> None:
+    """The resumable checkpoint: weights, optimizer, scheduler, RNG and the loop's counters."""
+    if tr.last_path is None or not tr.env.info.is_main:
+        return
+    tensors = ckpt.module_tensors(tr.env.student, tr.terms)
+    o_t, o_meta = ckpt.optimizer_state(tr.opt)
+    r_t, r_meta = ckpt.rng_state()
+    ckpt.save(tr.last_path, {**tensors, **o_t, **r_t}, {
+        "kind": "train", "config": st.run_config, "epoch": st.epoch, "step_in_epoch": st.step_in_epoch,
+        "global_step": st.global_step, "sums": st.sums, "count": st.count, "history": st.history,
+        "best_metric": st.best_metric, "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
+        "optimizer": o_meta, "scheduler": _sched_state(tr.sched), "rng": r_meta})
+
+
+def _run_epoch(tr: _Trainer, st: _State, log: MetricsLog, bar: Progress) -> None:
+    """The rest of epoch ``st.epoch`` (all of it unless resumed mid-epoch), one optimisation step per batch."""
+    cfg, plan = tr.cfg, tr.plan
+    plan.sampler.set_epoch(st.epoch)
+    idx = list(plan.sampler)[st.step_in_epoch * cfg.batch_size:]
+    gen = torch.Generator().manual_seed(tr.seed * 100_003 + st.epoch)
+    loader = DataLoader(tr.env.train_set, batch_size=cfg.batch_size, sampler=idx, drop_last=plan.drop_last,  # type: ignore[arg-type]
+                        num_workers=cfg.num_workers, generator=gen)
+    tr.model.train()
+    for batch in loader:
+        if st.step_in_epoch >= plan.steps_per_epoch:
+            break
+        ep = st.epoch + st.step_in_epoch / plan.steps_per_epoch
+        total, values = _losses(tr, _to_device(batch, tr.env.device), ep, st)
+        _optimizer_step(tr, total)
+        st.step_in_epoch += 1
+        st.global_step += 1
+        st.count += 1
+        for name, v in (("loss", total), *values.items()):
+            st.sums[name] = st.sums.get(name, 0.0) + float(v.detach().float().item())
+        if st.global_step % cfg.log_every_steps == 0:
+            log.write({"kind": "step", "epoch": round(ep, 4), "step": st.global_step,
+                       "lr": tr.sched.get_last_lr()[0], "loss": float(total.detach().float().item()),
+                       **{k: float(v.detach().float().item()) for k, v in values.items()}})
+        bar.update(f"loss {float(total.detach().float().item()):.4g}")
+        if cfg.checkpoint_every_steps and st.global_step % cfg.checkpoint_every_steps == 0 \
+                and st.step_in_epoch < plan.steps_per_epoch:
+            _save_last(tr, st)
+
+
+def _losses(tr: _Trainer, batch: dict[str, Any], ep: float, st: _State) -> tuple[Tensor, dict[str, Tensor]]:
+    """Forward the student (and the teacher, or its cache), then the weighted, ramped sum of every term."""
+    env = tr.env
+    inputs = tuple(batch[n] for n in tr.input_names)
+    tr.s_taps.clear()
+    with _autocast(env.device, env.amp):
+        s_out = as_tuple(tr.model(*inputs))
+    s_feats = tr.s_taps.take()
+    t_out: tuple[Tensor, ...] | None = None
+    t_feats: dict[str, Tensor] = {}
+    if env.teacher is not None and tr.need_teacher:
+        t_out, t_feats = tr.cache.lookup(batch["index"], env.device) if tr.cache is not None else env.teacher(inputs)
 
     def run_student(inp: Sequence[Tensor]) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
         # Extra forwards (masked inputs) use the bare module: DDP expects one forward per backward.
-        s_taps.clear()
-        return as_tuple(student(*inp)), s_taps.take()
+        tr.s_taps.clear()
+        return as_tuple(env.student(*inp)), tr.s_taps.take()
 
-    stopped_early = False
-    try:
-        while st.epoch < cfg.epochs and not stopped_early:
-            epoch_t0 = time.perf_counter()
-            sampler.set_epoch(st.epoch)
-            idx = list(sampler)[st.step_in_epoch * cfg.batch_size:]
-            gen = torch.Generator().manual_seed(seed * 100_003 + st.epoch)
-            loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=idx, drop_last=drop_last,  # type: ignore[arg-type]
-                                num_workers=cfg.num_workers, generator=gen)
-            model.train()
-            for batch in loader:
-                if st.step_in_epoch >= steps_per_epoch:
-                    break
-                batch = _to_device(batch, device)
-                inputs = tuple(batch[n] for n in input_names)
-                ep = st.epoch + st.step_in_epoch / steps_per_epoch
-                s_taps.clear()
-                with _autocast(device, amp):
-                    s_out = as_tuple(model(*inputs))
-                s_feats = s_taps.take()
-                t_out: tuple[Tensor, ...] | None = None
-                t_feats: dict[str, Tensor] = {}
-                if tch is not None and need_teacher:
-                    t_out, t_feats = cache.lookup(batch["index"], device) if cache is not None else tch(inputs)
-                ctx = StepContext(batch=batch, inputs=inputs, student_out=s_out, teacher_out=t_out,
-                                  student_feats=s_feats, teacher_feats=t_feats, run_student=run_student,
-                                  run_teacher=tch, epoch=ep)
-                values: dict[str, Tensor] = {}
-                total = torch.zeros((), device=device)
-                if task_loss is not None and task_loss_weight > 0:
-                    values["task"] = task_loss(s_out, batch)
-                    total = total + task_loss_weight * values["task"]
-                for name, term, lc in zip(term_names, terms, losses, strict=True):
-                    values[name] = term(ctx)
-                    ramp = min(1.0, ep / lc.warmup_epochs) if lc.warmup_epochs > 0 else 1.0
-                    total = total + lc.weight * ramp * values[name]
-                if not values:
-                    raise ConfigError("nothing to train: no task_loss and no loss terms",
-                                      hint="pass task_loss=... or losses=[...]")
-                for name, v in values.items():
-                    if not bool(torch.isfinite(v).all()):
-                        raise TrainingError(
-                            f"loss term {name!r} is {v.detach().float().item()} at epoch {st.epoch} step "
-                            f"{st.step_in_epoch} (global step {st.global_step}); training stopped. The last good "
-                            f"checkpoint is {last_path if last_path is not None and last_path.exists() else '(none)'}",
-                            hint="lower train.lr, enable train.grad_clip, check the inputs/targets for NaN, or "
-                            f"lower the weight of {name!r}")
-                opt.zero_grad(set_to_none=True)
-                (scaler.scale(total) if scaler is not None else total).backward()
-                ddp.average_gradients(term_params, info)
-                if scaler is not None:
-                    scaler.unscale_(opt)
-                if cfg.grad_clip is not None:
-                    nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                sched.step()
-                st.step_in_epoch += 1
-                st.global_step += 1
-                st.count += 1
-                for name, v in (("loss", total), *values.items()):
-                    st.sums[name] = st.sums.get(name, 0.0) + float(v.detach().float().item())
-                if st.global_step % cfg.log_every_steps == 0:
-                    log.write({"kind": "step", "epoch": round(ep, 4), "step": st.global_step,
-                               "lr": sched.get_last_lr()[0], "loss": float(total.detach().float().item()),
-                               **{k: float(v.detach().float().item()) for k, v in values.items()}})
-                bar.update(f"loss {float(total.detach().float().item()):.4g}")
-                if cfg.checkpoint_every_steps and st.global_step % cfg.checkpoint_every_steps == 0 \
-                        and st.step_in_epoch < steps_per_epoch:
-                    save_last()
-            stopped_early = _end_epoch(st, cfg, info, device, student, terms, val_fn, lower_is_better,
-                                       best_path, log, time.perf_counter() - epoch_t0)
-            save_last()
-    finally:
-        bar.close()
-        log.close()
-        s_taps.remove()
-        if tch is not None:
-            tch.set_taps([])
+    ctx = StepContext(batch=batch, inputs=inputs, student_out=s_out, teacher_out=t_out, student_feats=s_feats,
+                      teacher_feats=t_feats, run_student=run_student, run_teacher=env.teacher, epoch=ep)
+    values: dict[str, Tensor] = {}
+    total = torch.zeros((), device=env.device)
+    if tr.task_loss is not None and tr.task_loss_weight > 0:
+        values["task"] = tr.task_loss(s_out, batch)
+        total = total + tr.task_loss_weight * values["task"]
+    for name, term, lc in zip(tr.term_names, tr.terms, tr.losses, strict=True):
+        values[name] = term(ctx)
+        ramp = min(1.0, ep / lc.warmup_epochs) if lc.warmup_epochs > 0 else 1.0
+        total = total + lc.weight * ramp * values[name]
+    if not values:
+        raise ConfigError("nothing to train: no task_loss and no loss terms",
+                          hint="pass task_loss=... or losses=[...]")
+    _check_finite(values, st, tr.last_path)
+    return total, values
+
+
+def _check_finite(values: dict[str, Tensor], st: _State, last_path: Path | None) -> None:
+    for name, v in values.items():
+        if not bool(torch.isfinite(v).all()):
+            raise TrainingError(
+                f"loss term {name!r} is {v.detach().float().item()} at epoch {st.epoch} step "
+                f"{st.step_in_epoch} (global step {st.global_step}); training stopped. The last good "
+                f"checkpoint is {last_path if last_path is not None and last_path.exists() else '(none)'}",
+                hint="lower train.lr, enable train.grad_clip, check the inputs/targets for NaN, or "
+                f"lower the weight of {name!r}")
+
+
+def _optimizer_step(tr: _Trainer, total: Tensor) -> None:
+    """Backward (scaled under fp16), average the projectors' gradients over ranks, clip, step."""
+    opt, scaler = tr.opt, tr.scaler
+    opt.zero_grad(set_to_none=True)
+    (scaler.scale(total) if scaler is not None else total).backward()
+    ddp.average_gradients(tr.term_params, tr.env.info)
+    if scaler is not None:
+        scaler.unscale_(opt)
+    if tr.cfg.grad_clip is not None:
+        nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tr.cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    tr.sched.step()
+
+
+def _finish(tr: _Trainer, st: _State, t0: float, stopped_early: bool) -> FitResult:
+    """Load the best weights (when validated) and hand the student back in eval mode."""
+    student = tr.env.student
     if st.best_state is not None:
-        ckpt.load_module_tensors(st.best_state, student, terms, best_path or "memory")
+        ckpt.load_module_tensors(st.best_state, student, tr.terms, tr.best_path or "memory")
     student.eval()
-    return FitResult(student=student, terms=terms, history=st.history, best_metric=st.best_metric,
-                     checkpoint=last_path if last_path is not None and info.is_main else None,
+    last = tr.last_path
+    return FitResult(student=student, terms=tr.terms, history=st.history, best_metric=st.best_metric,
+                     checkpoint=last if last is not None and tr.env.info.is_main else None,
                      seconds=time.perf_counter() - t0, best_epoch=st.best_epoch, stopped_early=stopped_early)
 
 
@@ -332,6 +453,7 @@ class _State:
     best_epoch: int | None = None
     bad_epochs: int = 0
     best_state: dict[str, Tensor] | None = None
+    run_config: dict[str, Any] = field(default_factory=dict)  # what a resume must match
 
 
 def _end_epoch(st: _State, cfg: TrainConfig, info: ddp.DistInfo, device: torch.device, student: nn.Module,
@@ -386,7 +508,8 @@ def _resume(last: Path, best: Path | None, run_config: dict[str, Any], student: 
     ckpt.set_rng_state(tensors, meta["rng"])
     st = _State(epoch=meta["epoch"], step_in_epoch=meta["step_in_epoch"], global_step=meta["global_step"],
                 sums=dict(meta["sums"]), count=meta["count"], history=list(meta["history"]),
-                best_metric=meta["best_metric"], best_epoch=meta["best_epoch"], bad_epochs=meta["bad_epochs"])
+                best_metric=meta["best_metric"], best_epoch=meta["best_epoch"], bad_epochs=meta["bad_epochs"],
+                run_config=run_config)
     if st.best_metric is not None and best is not None and best.exists():
         st.best_state, _ = ckpt.load(best)
     return st

@@ -27,32 +27,73 @@ def _profile_doc(p: dict[str, Any]) -> dict[str, Any]:
             "results": {"latency_ms": p.get("latency_ms") or {}, "peak_rss_mb": p.get("peak_rss_mb")}}
 
 
+def judge_budget(ctx: Any, report: dict[str, Any], profiles: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
+    """Stage 5: the device's budget for the run (``ctx`` is its RunContext). An INT8 budget judges the run's
+    INT8 artifact, whichever runtime it was made for (``student.int8.onnx`` or the OpenVINO IR)."""
+    int8 = ctx.artifacts.int8
+    variants = {"int8": int8.variant} if int8 is not None and int8.variant else {}
+    return check_pipeline_budget(report, ctx.device, ctx.recipe.name, profiles, variants=variants)
+
+
+def _contended_latency(check: Check, prof: dict[str, Any] | None) -> Check:
+    """A latency FAIL measured while other processes competed for the CPUs says more about them than
+    about the model: INCONCLUSIVE (exit 3), re-measure on a quiet machine. A PASS under contention stands
+    (contention only slows a model down)."""
+    if check.name != "latency_p90_ucb99" or check.verdict != "FAIL" or not (prof or {}).get("contended"):
+        return check
+    cont = (prof or {}).get("cpu_contention") or {}
+    load = (f"{cont['runnable_threads_mean']:.1f} runnable threads on average on {cont['cpus']} CPUs"
+            if "runnable_threads_mean" in cont and "cpus" in cont else "more runnable threads than CPUs")
+    return Check(check.name, "INCONCLUSIVE", f"{check.message}, but measured while the CPUs were contended "
+                 f"({load}): re-run on a quiet machine", model=check.model, device=check.device,
+                 value=check.value, limit=check.limit, unit=check.unit, details={**check.details, "contended": True})
+
+
+def _notes(budget: Any, device: str, recipe: str, on_device: bool) -> list[str]:
+    """What this run cannot judge, and the commands that judge it."""
+    notes: list[str] = []
+    if budget.peak_rss_mb is not None and on_device:
+        notes.append(f"peak_rss_mb ({budget.peak_rss_mb:g} MB) is not judged here (this process also holds the "
+                     "training data); judge it with `edgekd profile ARTIFACT --out p.json` then "
+                     f"`edgekd gate p.json --device {device} --recipe {recipe}`")
+    if not on_device and (budget.latency_p90_ms is not None or budget.peak_rss_mb is not None):
+        notes.append(f"latency/memory budgets describe {device}, not this machine: measure them there with "
+                     f"`edgekd profile ARTIFACT --device {device} --host USER@BOARD --out board.json` and "
+                     f"`edgekd gate board.json --device {device} --recipe {recipe}`")
+    return notes
+
+
+def _size_check(size_bytes: int | None, limit_mb: float, variant: str, device: str) -> Check:
+    if size_bytes is None:
+        return Check("artifact_mb", "INVALID", f"{variant} has no artifact size in the report",
+                     model=variant, device=device, limit=limit_mb, unit="MB")
+    mb = size_bytes / 1e6
+    ok = mb <= limit_mb
+    return Check("artifact_mb", "PASS" if ok else "FAIL",
+                 f"artifact size {mb:.3g} MB {'<=' if ok else '>'} budget {limit_mb:g} MB",
+                 model=variant, device=device, value=mb, limit=limit_mb, unit="MB")
+
+
 def check_pipeline_budget(report: dict[str, Any], device: DeviceConfig, recipe_name: str,
-                          profiles: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
+                          profiles: dict[str, Any], *, variants: dict[str, str] | None = None
+                          ) -> tuple[dict[str, Any], bool | None]:
     """Return ``(budget section of report.json, passed)``; ``passed`` is None when the device has no
-    budget for this recipe or no check could be judged here."""
+    budget for this recipe or no check could be judged here. ``variants`` overrides the report variant
+    judged for a precision (default: ``edgekd.gate.budgets.VARIANT_FOR_PRECISION``)."""
     budget = device.budgets.get(recipe_name)
     if budget is None:
         return ({"device": device.name, "recipe": recipe_name, "verdict": None,
                  "note": f"device {device.name!r} sets no budget for recipe {recipe_name!r} "
                          f"(budgets for: {', '.join(sorted(device.budgets)) or 'none'})"}, None)
-    variant = VARIANT_FOR_PRECISION[budget.precision]
+    variant = (variants or {}).get(budget.precision) or VARIANT_FOR_PRECISION[budget.precision]
     variant_info = report.get("variants", {}).get(variant, {})
     on_device = device.name in HOST_DEVICES
-    notes: list[str] = []
     # The pipeline profiles in its own process, whose high-water RSS includes the training data and both
     # models: it says nothing about the artifact's footprint. Memory budgets are judged by `edgekd profile`
     # (a fresh process per artifact) and `edgekd gate`.
     local = budget.model_copy(update={"latency_p90_ms": None if not on_device else budget.latency_p90_ms,
                                       "peak_rss_mb": None})
-    if budget.peak_rss_mb is not None and on_device:
-        notes.append(f"peak_rss_mb ({budget.peak_rss_mb:g} MB) is not judged here (this process also holds the "
-                     "training data); judge it with `edgekd profile ARTIFACT --out p.json` then "
-                     f"`edgekd gate p.json --device {device.name} --recipe {recipe_name}`")
-    if not on_device and (budget.latency_p90_ms is not None or budget.peak_rss_mb is not None):  # noqa: SIM102
-        notes.append(f"latency/memory budgets describe {device.name}, not this machine: measure them there with "
-                     f"`edgekd profile ARTIFACT --device {device.name} --host USER@BOARD --out board.json` and "
-                     f"`edgekd gate board.json --device {device.name} --recipe {recipe_name}`")
+    notes = _notes(budget, device.name, recipe_name, on_device)
     prof = profiles.get(variant)
     if on_device and prof is None and budget.latency_p90_ms is not None:
         checks: list[Check] = [Check("latency_p90_ucb99", "INVALID",
@@ -62,25 +103,19 @@ def check_pipeline_budget(report: dict[str, Any], device: DeviceConfig, recipe_n
     else:
         checks = []
     size_mb = variant_info.get("bytes")
-    checks += check_budgets(local.model_copy(update={"artifact_mb": None}),
-                            profile=_profile_doc(prof) if (prof is not None and on_device) else None,
-                            pipeline_report=report, variant=variant, model=variant, device=device.name)
+    checks += [_contended_latency(c, prof) for c in check_budgets(
+        local.model_copy(update={"artifact_mb": None}),
+        profile=_profile_doc(prof) if (prof is not None and on_device) else None,
+        pipeline_report=report, variant=variant, model=variant, device=device.name)]
     if budget.artifact_mb is not None:
-        if size_mb is None:
-            checks.append(Check("artifact_mb", "INVALID", f"{variant} has no artifact size in the report",
-                                model=variant, device=device.name, limit=budget.artifact_mb, unit="MB"))
-        else:
-            mb = size_mb / 1e6
-            ok = mb <= budget.artifact_mb
-            checks.append(Check("artifact_mb", "PASS" if ok else "FAIL",
-                                f"artifact size {mb:.3g} MB {'<=' if ok else '>'} budget {budget.artifact_mb:g} MB",
-                                model=variant, device=device.name, value=mb, limit=budget.artifact_mb, unit="MB"))
+        checks.append(_size_check(size_mb, budget.artifact_mb, variant, device.name))
     if not checks:
         return ({"device": device.name, "recipe": recipe_name, "variant": variant, "verdict": None,
                  "checks": [], "notes": notes}, None)
     out = outcome(checks)
     # FAIL fails the run; PASS passes it; INVALID/INCONCLUSIVE (e.g. too few samples for the p90 bound, a
-    # throttled run) is "not judged": reported as such, never as a pass. `edgekd gate` decides in CI.
+    # throttled or contended run) is "not judged": reported as such, never as a pass. `edgekd gate` decides
+    # in CI; the CLI exits 3 on INCONCLUSIVE.
     passed = {"PASS": True, "FAIL": False}.get(out.verdict)
     return ({"device": device.name, "recipe": recipe_name, "variant": variant, "verdict": out.verdict,
              "judged_on_this_machine": on_device, "checks": [c.to_json() for c in checks], "notes": notes},

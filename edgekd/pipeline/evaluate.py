@@ -26,13 +26,6 @@ def callable_predict(fn: Any, input_names: Sequence[str]) -> PredictFn:
     return predict
 
 
-def model_predict(model: Any, task: Task) -> PredictFn:
-    spec = task.io_spec()
-    if isinstance(model, nn.Module):
-        return torch_predict(model, spec)
-    return callable_predict(model, spec.input_names)
-
-
 def evaluate_all(task: Task, predict: PredictFn, batch_size: int = 64) -> dict[str, Any]:
     """Metric on the test split and every extra split the task reports."""
     res = task.evaluate(predict, split="test", batch_size=batch_size)
@@ -50,3 +43,41 @@ def evaluate_all(task: Task, predict: PredictFn, batch_size: int = 64) -> dict[s
 def param_count(model: Any) -> int | None:
     """Parameters of a torch model; None for a teacher that is not one (analytic, ONNX)."""
     return _param_count(model) if isinstance(model, nn.Module) else None
+
+
+def evaluate_variants(ctx: Any, trained: Any) -> dict[str, dict[str, Any]]:
+    """Stage 3: every torch model of the run and every exported artifact, scored by the task's metric
+    on the test split (and its other splits). ``ctx`` is the RunContext, ``trained`` the TrainedModels."""
+    from edgekd.fileio import sha256_file
+    from edgekd.pipeline.produce import artifact_predict
+
+    task, out = ctx.task, ctx.out_dir
+    variants: dict[str, dict[str, Any]] = {}
+    with ctx.rec.stage("evaluate"):
+        models = [("teacher", trained.teacher), ("student_alone", trained.alone.student if trained.alone else None),
+                  ("student_kd", trained.student)]
+        if trained.qat is not None:
+            models.append(("student_qat", trained.qat.student))  # the fake-quant torch model behind the INT8 export
+        for name, model in models:
+            if model is None:
+                continue
+            ctx.say(f"  evaluating {name}")
+            variants[name] = {**evaluate_all(task, model_predict(model, ctx.spec)), "params": param_count(model)}
+        n_params = param_count(trained.student)
+        for art in ctx.artifacts.runtime_artifacts():
+            path = art.path(out)
+            if not path.exists():
+                continue
+            ctx.say(f"  evaluating {art.variant}")
+            variants[art.variant] = {**evaluate_all(task, artifact_predict(art, path)), "params": n_params,
+                                     "path": path.name, "sha256": sha256_file(path), "runtime": art.runtime,
+                                     "precision": art.precision,
+                                     "bytes": sum((out / f).stat().st_size for f in art.files())}
+    return variants
+
+
+def model_predict(model: Any, spec: Any) -> PredictFn:
+    """A torch module, or an analytic teacher (a callable on torch tensors), as a numpy predict function."""
+    if isinstance(model, nn.Module):
+        return torch_predict(model, spec)
+    return callable_predict(model, spec.input_names)

@@ -31,54 +31,62 @@ def tensorrt_precision(device: DeviceConfig, recipe_name: str) -> str:
 
 def export_extra_formats(student: Any, task: Task, recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *,
                          onnx_path: Path | None, qdq: bool, feeds: list[dict[str, np.ndarray]],
-                         calib: list[dict[str, np.ndarray]], tensorrt_note: str | None = None
+                         calib: list[dict[str, np.ndarray]], tensorrt_note: str | None = None, spec: Any = None
                          ) -> dict[str, dict[str, Any]]:
     """Write every format of ``recipe.export.formats`` other than ONNX; returns {format: details} with the
     written files under ``files`` (relative to ``out_dir``). ``onnx_path`` is the model TensorRT gets (None:
     none, ``tensorrt_note`` says why); ``qdq``: it is a QAT QDQ model with symmetric int8 Q/DQ (TensorRT
     builds it as explicit INT8, no calibration)."""
-    from edgekd.quantize.fake_quant import is_qat
-
-    spec = task.io_spec()
-    par = recipe.export.parity
     done: dict[str, dict[str, Any]] = {}
     for fmt in recipe.export.formats:
         if fmt == "openvino":
-            if is_qat(student):
-                # the fake-quant student converts to FakeQuantize-laden IR that is not the QDQ model judged
-                # here; OpenVINO reads the QDQ ONNX (student.int8.onnx) directly instead
-                done[fmt] = {"skipped": "distill.qat: OpenVINO runs student.int8.onnx (QDQ) directly", "files": []}
-                continue
-            import importlib.util
-
-            if importlib.util.find_spec("openvino") is None:
-                done[fmt] = {"skipped": "the openvino extra is not installed: pip install 'edgekd[openvino]'",
-                             "files": []}
-                continue
-            from edgekd.export.openvino import check_openvino_parity, export_openvino_from_torch
-
-            res = export_openvino_from_torch(student, spec, out_dir / "openvino" / "student.xml",
-                                             dynamic_batch=recipe.export.dynamic_batch)
-            rep = check_openvino_parity(student, spec, res.xml, feeds, atol=par.atol, rtol=par.rtol)
-            done[fmt] = {"files": [str(Path(p).relative_to(out_dir)) for p in (res.xml, res.bin)],
-                         "parity_passed": bool(getattr(rep, "passed", True))}
+            done[fmt] = _openvino(student, spec if spec is not None else task.io_spec(), recipe, out_dir, feeds)
         elif fmt == "tensorrt":
-            from edgekd.export.tensorrt import write_build_plan
-
-            if onnx_path is None:
-                done[fmt] = {"skipped": tensorrt_note or "no ONNX model for TensorRT", "files": []}
-                continue
-            precision = "int8" if qdq else tensorrt_precision(device, recipe.name)
-            # one optimisation profile at the task's own input sizes: batch 1..8 (opt 1: edge latency) when the
-            # export has a dynamic batch; the calibration batches (batch 1) sit at the opt shape, as TensorRT needs
-            hi = 8 if recipe.export.dynamic_batch else 1
-            ranges = {k: ([1, *v.shape[1:]], [1, *v.shape[1:]], [hi, *v.shape[1:]]) for k, v in calib[0].items()}
-            plan = write_build_plan(onnx_path, out_dir / "tensorrt", precision=precision, ranges=ranges,
-                                    max_batch=hi, calib=calib if precision == "int8" and not qdq else None,
-                                    parity_feeds=[{k: v[:hi] for k, v in feeds[0].items()}],
-                                    atol=max(par.atol, 1e-3), rtol=max(par.rtol, 1e-3))
-            done[fmt] = {"files": [str(p.relative_to(out_dir)) for p in sorted(plan.parent.iterdir())
-                                   if p.is_file()],
-                         "precision": precision, **({"note": tensorrt_note} if tensorrt_note else {}),
-                         "next": f"on the target: edgekd build-engine {plan.relative_to(out_dir)}"}
+            done[fmt] = _tensorrt(recipe, device, out_dir, onnx_path, qdq, feeds, calib, tensorrt_note)
     return done
+
+
+def _openvino(student: Any, spec: Any, recipe: RecipeBase, out_dir: Path,
+              feeds: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """``openvino/student.xml`` + ``.bin`` from the torch student, checked against it."""
+    import importlib.util
+
+    from edgekd.quantize.fake_quant import is_qat
+
+    if is_qat(student):
+        # the fake-quant student converts to FakeQuantize-laden IR that is not the QDQ model judged
+        # here; OpenVINO reads the QDQ ONNX (student.int8.onnx) directly instead
+        return {"skipped": "distill.qat: OpenVINO runs student.int8.onnx (QDQ) directly", "files": []}
+    if importlib.util.find_spec("openvino") is None:
+        return {"skipped": "the openvino extra is not installed: pip install 'edgekd[openvino]'", "files": []}
+    from edgekd.export.openvino import check_openvino_parity, export_openvino_from_torch
+
+    par = recipe.export.parity
+    res = export_openvino_from_torch(student, spec, out_dir / "openvino" / "student.xml",
+                                     dynamic_batch=recipe.export.dynamic_batch)
+    rep = check_openvino_parity(student, spec, res.xml, feeds, atol=par.atol, rtol=par.rtol)
+    return {"files": [str(Path(p).relative_to(out_dir)) for p in (res.xml, res.bin)],
+            "parity_passed": bool(getattr(rep, "passed", True))}
+
+
+def _tensorrt(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, onnx_path: Path | None, qdq: bool,
+              feeds: list[dict[str, np.ndarray]], calib: list[dict[str, np.ndarray]],
+              tensorrt_note: str | None) -> dict[str, Any]:
+    """``tensorrt/student.onnx`` + its build plan; the engine is built on the target."""
+    from edgekd.export.tensorrt import write_build_plan
+
+    if onnx_path is None:
+        return {"skipped": tensorrt_note or "no ONNX model for TensorRT", "files": []}
+    par = recipe.export.parity
+    precision = "int8" if qdq else tensorrt_precision(device, recipe.name)
+    # one optimisation profile at the task's own input sizes: batch 1..8 (opt 1: edge latency) when the
+    # export has a dynamic batch; the calibration batches (batch 1) sit at the opt shape, as TensorRT needs
+    hi = 8 if recipe.export.dynamic_batch else 1
+    ranges = {k: ([1, *v.shape[1:]], [1, *v.shape[1:]], [hi, *v.shape[1:]]) for k, v in calib[0].items()}
+    plan = write_build_plan(onnx_path, out_dir / "tensorrt", precision=precision, ranges=ranges,
+                            max_batch=hi, calib=calib if precision == "int8" and not qdq else None,
+                            parity_feeds=[{k: v[:hi] for k, v in feeds[0].items()}],
+                            atol=max(par.atol, 1e-3), rtol=max(par.rtol, 1e-3))
+    return {"files": [str(p.relative_to(out_dir)) for p in sorted(plan.parent.iterdir()) if p.is_file()],
+            "precision": precision, **({"note": tensorrt_note} if tensorrt_note else {}),
+            "next": f"on the target: edgekd build-engine {plan.relative_to(out_dir)}"}

@@ -43,8 +43,10 @@ def artifact_entry(path: Path, out_dir: Path, **info: Any) -> dict[str, Any]:
 
 def write_manifest(out_dir: Path, *, recipe_name: str, recipe_hash: str, recipe_config: dict[str, Any],
                    device: str, steps: list[dict[str, Any]], artifacts: list[dict[str, Any]]) -> Path:
+    from edgekd.pipeline.models import Manifest
+
     path = out_dir / "manifest.json"
-    write_json(path, {
+    doc = {
         "schema": MANIFEST_SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "recipe": recipe_name,
@@ -57,5 +59,6 @@ def write_manifest(out_dir: Path, *, recipe_name: str, recipe_hash: str, recipe_
         "host": {"machine": platform.machine(), "system": platform.system(), "node": platform.node()},
         "steps": steps,
         "artifacts": artifacts,
-    })
+    }
+    write_json(path, Manifest.model_validate(doc).model_dump(mode="json", by_alias=True, exclude_unset=True))
     return path

@@ -36,8 +36,10 @@ def teacher_cache_key(recipe: RecipeBase) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bool = True) -> tuple[Any, dict[str, Any]]:
-    """Return (teacher, info). ``info`` says where it came from, for the report and manifest."""
+def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bool = True,
+                   spec: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Return (teacher, info). ``info`` says where it came from, for the report and manifest. ``spec``: the
+    task's io spec (read from the task when not given)."""
     from edgekd.paths import cache_dir
     from edgekd.weights import load_module_weights, save_module_weights
 
@@ -62,15 +64,14 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
     else:
         from edgekd.distill.loop import fit
 
+        spec = spec if spec is not None else task.io_spec()
+
         # Optional task hook, only when training (e.g. gaze's MAE pre-training of the backbone).
-        pretrain = getattr(task, "pretrain_teacher", None)
-        pre = pretrain(teacher, progress=progress) if callable(pretrain) else None
-        # A task may train its teacher on more inputs than the student gets (a label-assisted
-        # teacher reads a label channel) and with its own loss (e.g. over two forward paths).
+        pre = task.pretrain_teacher(teacher, progress=progress)
         res = fit(teacher, train_set=task.dataset("train"),
-                  input_names=getattr(task, "teacher_input_names", task.io_spec().input_names),
-                  cfg=recipe.teacher.train, task_loss=getattr(task, "teacher_task_loss", task.task_loss),
-                  val_fn=_val_fn(task),
+                  input_names=task.teacher_input_names,
+                  cfg=recipe.teacher.train, task_loss=task.teacher_task_loss,
+                  val_fn=val_fn(task, spec),
                   lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "train" / "teacher",
                   seed=recipe.seed, progress=progress, desc="teacher")
         teacher = res.student
@@ -81,10 +82,11 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
     return teacher.eval(), info
 
 
-def _val_fn(task: Any) -> Any:
+def val_fn(task: Any, spec: Any = None) -> Any:
+    """The validation metric of a torch model (``fit``'s ``val_fn``); ``spec``: the task's io spec."""
     from edgekd.tasks.base import torch_predict
 
-    spec = task.io_spec()
+    spec = spec if spec is not None else task.io_spec()
 
     def val(model: nn.Module) -> float:
         was = model.training

@@ -91,8 +91,8 @@ def test_distill_command_writes_checkpoints_and_resumes(recipe: Path, tmp_path: 
     assert main(["distill", str(recipe), "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "teacher: trained" in text and "student KD: best val mse" in text
-    for f in ("student_kd.safetensors", "student_kd/last.safetensors", "student_kd/best.safetensors",
-              "student_kd/metrics.jsonl", "teacher.safetensors"):
+    for f in ("student_kd.safetensors", "train/student_kd/last.safetensors", "train/student_kd/best.safetensors",
+              "train/student_kd/metrics.jsonl", "teacher.safetensors"):
         assert (out / f).is_file(), f
     # a finished run resumes to the same result; another lr is refused, naming the field
     assert main(["distill", str(recipe), "--out", str(out), "--resume", "--no-progress"]) == 0
@@ -119,7 +119,7 @@ def test_distill_command_qat_finetune_writes_a_low_bit_fake_quant_student(recipe
                  "--set", "distill.qat.weight_bits=4", "--set", "distill.qat.per_channel=false",
                  "--set", "quantize.calibration.samples=16"]) == 0
     assert "student QAT fine-tune (4-bit weights" in capsys.readouterr().out
-    assert (out / "student_kd.safetensors").is_file() and (out / "student_qat" / "last.safetensors").is_file()
+    assert (out / "student_kd.safetensors").is_file() and (out / "train" / "student_qat" / "last.safetensors").is_file()
     from edgekd.quantize.fake_quant import prepare_qat
 
     student = prepare_qat(H.TinyMLP(hidden=8), per_channel=False, weight_bits=4)

@@ -57,3 +57,39 @@ def test_a_board_profile_judges_only_what_this_machine_can_say() -> None:
     assert "latency_p90_ucb99" not in names and passed is True
     assert any("--host" in n for n in section["notes"]), "says how to measure on the board"
     assert b.latency_p90_ms is not None
+
+
+def _contended(prof: dict[str, Any]) -> dict[str, Any]:
+    return {k: {**v, "contended": True, "cpu_contention": {"runnable_threads_mean": 4.5, "cpus": 2}}
+            for k, v in prof.items()}
+
+
+def test_a_latency_fail_on_contended_cpus_is_inconclusive_not_fail() -> None:
+    host = load_device("host-cpu")
+    b = host.budgets["gaze"]
+    section, passed = check_pipeline_budget(_report(b.metric_max - 1, 1000), host, "gaze",
+                                            _contended(_profile(b.latency_p90_ms * 2)))
+    lat = next(c for c in section["checks"] if c["name"] == "latency_p90_ucb99")
+    assert lat["verdict"] == "INCONCLUSIVE" and "4.5 runnable threads" in lat["message"]
+    assert section["verdict"] == "INCONCLUSIVE" and passed is None
+
+
+def test_contention_does_not_hide_a_real_failure_or_spoil_a_pass() -> None:
+    host = load_device("host-cpu")
+    b = host.budgets["gaze"]
+    section, passed = check_pipeline_budget(_report(b.metric_max + 1, 1000), host, "gaze",
+                                            _contended(_profile(b.latency_p90_ms * 2)))
+    assert section["verdict"] == "FAIL" and passed is False  # the metric fails whatever the CPU load
+    section, passed = check_pipeline_budget(_report(b.metric_max - 1, 1000), host, "gaze",
+                                            _contended(_profile(b.latency_p90_ms / 2)))
+    assert section["verdict"] == "PASS" and passed is True  # contention only slows a model down
+
+
+def test_an_int8_budget_judges_the_variant_it_is_told() -> None:
+    host = load_device("host-cpu")
+    b = host.budgets["gaze"]
+    rep = {"metric": {"name": "angular_error_deg"},
+           "variants": {"openvino_int8": {"metric": b.metric_max - 1, "bytes": 1000, "path": "student.int8.xml"}}}
+    prof = {"openvino_int8": _profile(b.latency_p90_ms / 2)["onnx_int8"]}
+    section, passed = check_pipeline_budget(rep, host, "gaze", prof, variants={"int8": "openvino_int8"})
+    assert section["variant"] == "openvino_int8" and passed is True

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekd.pipeline.run import _tensorrt_source
+from edgekd.pipeline.produce import tensorrt_source
 from edgekd.tasks.recipe import load_recipe
 
 FP32, INT8 = Path("student.onnx"), Path("student.int8.onnx")
@@ -21,6 +21,6 @@ FP32, INT8 = Path("student.onnx"), Path("student.int8.onnx")
     (["distill.qat.mode=finetune", "distill.qat.activation=int8"], INT8, None),
 ])
 def test_tensorrt_source(sets: list[str], model: Path | None, note: str | None) -> None:
-    got, why = _tensorrt_source(load_recipe("segmentation", sets), FP32, INT8)
+    got, why = tensorrt_source(load_recipe("segmentation", sets), FP32, INT8)
     assert got == model
     assert (why is None) if note is None else (why is not None and note in why and "activation=int8" in why)

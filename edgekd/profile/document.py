@@ -1,0 +1,73 @@
+"""A typed model of the ``edgekd.profile/1`` document (what :class:`edgekd.profile.report.ProfileReport`
+saves), for its JSON Schema in ``docs/schemas/profile.schema.json`` and for readers that want typed
+access. The contract lets later versions add keys, so the document and its open sections accept extra
+keys; the keys other tools read are typed and required."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class LatencyMs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    p90_ucb99: float | None = Field(description="99% upper confidence bound on p90; None with too few samples")
+
+
+class ProfileResults(_Open):
+    latency_ms: LatencyMs
+    session_medians_ms: list[float]
+    load_ms: float | None = None
+    first_inference_ms: float | None = None
+    peak_rss_mb: float | None = None
+    contended: bool = Field(default=False, description="other processes competed for the CPUs while measuring")
+
+
+class ArtifactInfo(_Open):
+    path: str | None
+    sha256: str | None
+    size_mb: float | None
+
+
+class RawSamples(_Open):
+    path: str = Field(description="<stem>.samples.npy beside the report: sessions x iterations, ms, float64")
+    sha256: str
+    shape: list[int]
+    unit: str = "ms"
+
+
+class RuntimeInfo(_Open):
+    name: str
+    threads: int | str | None = Field(default=None, description="threads asked for, or 'default (N)'")
+
+
+class ProfileDocument(_Open):
+    """``edgekd.profile/1``: one profiled artifact on one machine."""
+
+    schema_: str = Field(alias="schema", pattern=r"^edgekd\.profile/1$")
+    valid: bool
+    invalid_reasons: list[str]
+    device: dict[str, Any] = Field(description="the measuring machine's fingerprint")
+    runtime: RuntimeInfo
+    results: ProfileResults
+    artifact: ArtifactInfo | None = None
+    raw_samples: RawSamples | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    sensors: dict[str, Any] = Field(default_factory=dict)
+    transfers: str | None = None
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
