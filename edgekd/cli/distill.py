@@ -39,76 +39,83 @@ def register(app: typer.Typer) -> None:
         dev = _torch_device(device)
         out_dir = out or Path("runs") / r.name / "distill"
 
-        import torch
+        from edgekd.pipeline.runfolder import run_folder
 
-        from edgekd.distill.loop import fit
-        from edgekd.pipeline.teacher import _val_fn, obtain_teacher
-        from edgekd.quantize.fake_quant import is_qat
-        from edgekd.tasks import build_task
-        from edgekd.weights import save_module_weights
+        with run_folder(out_dir, enabled=os.environ.get("RANK", "0") == "0"):  # lock, marker (runfolder.py)
+            import torch
 
-        show = not no_progress and sys.stdout.isatty()
-        task = build_task(r.task, r.seed)
-        spec = task.io_spec()
-        saved = out_dir / "teacher.safetensors"
-        if resume and r.teacher.source == "train" and saved.is_file():
-            # The killed run's teacher, exactly: retraining could differ and would not match the checkpoint.
-            from edgekd.weights import load_module_weights
+            from edgekd.distill.loop import fit
+            from edgekd.pipeline.teacher import _val_fn, obtain_teacher
+            from edgekd.quantize.fake_quant import is_qat
+            from edgekd.tasks import build_task
+            from edgekd.weights import save_module_weights
 
-            teacher = load_module_weights(task.build_teacher(), saved).eval()
-            tinfo = {"source": "resumed", "path": str(saved)}
-        else:
-            torch.manual_seed(r.seed)  # a teacher trained from scratch starts from seeded weights
-            teacher, tinfo = obtain_teacher(r, task, out_dir, progress=show)
-        if os.environ.get("RANK", "0") == "0":
-            console.print(f"teacher: {tinfo['source']}" + (f" ({tinfo['path']})" if "path" in tinfo else ""),
-                          highlight=False)
-        if isinstance(teacher, torch.nn.Module):
-            teacher.to(dev)
-        torch.manual_seed(r.seed)  # the student's initial weights depend on the recipe seed only
-        student = task.build_student().to(dev)
-        qat = r.distill.qat
-        if qat is not None and qat.mode == "scratch":
-            from edgekd.quantize.fake_quant import prepare_qat
+            show = not no_progress and sys.stdout.isatty()
+            task = build_task(r.task, r.seed)
+            spec = task.io_spec()
+            saved = out_dir / "teacher.safetensors"
+            if resume and r.teacher.source == "train" and saved.is_file():
+                # The killed run's teacher, exactly: retraining could differ and would not match the checkpoint.
+                from edgekd.weights import load_module_weights
 
-            prepare_qat(student, per_channel=qat.per_channel, weight_bits=qat.weight_bits,
-                        activation=qat.activation)
-        res = fit(student, train_set=task.dataset("train"), input_names=spec.input_names, cfg=r.train,
-                  task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight, teacher=teacher,
-                  losses=r.distill.losses, val_fn=_val_fn(task), lower_is_better=task.metric.lower_is_better,
-                  out_dir=out_dir / "student_kd", resume=resume, seed=r.seed, progress=show, desc="student KD",
-                  teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None,
-                  qat=qat is not None and qat.mode == "scratch")
-        rank0 = os.environ.get("RANK", "0") == "0"
-        if rank0:
-            weights = save_module_weights(res.student, out_dir / "student_kd.safetensors",
-                                          metadata={"recipe": r.name, "qat": str(is_qat(res.student))})
-            metric = "n/a" if res.best_metric is None else f"{res.best_metric:.6g}"
-            console.print(f"student KD: best val {task.metric.name} {metric} at epoch {res.best_epoch} "
-                          f"({len(res.history)} epochs, {res.seconds:.1f} s)", highlight=False)
-            console.print(f"wrote {weights}, checkpoints in {out_dir / 'student_kd'}", highlight=False)
-        if qat is not None and qat.mode == "finetune":
-            from edgekd.distill.qat_finetune import qat_finetune
-            from edgekd.tasks.base import calibration_items
+                teacher = load_module_weights(task.build_teacher(), saved).eval()
+                tinfo = {"source": "resumed", "path": str(saved)}
+            else:
+                torch.manual_seed(r.seed)  # a teacher trained from scratch starts from seeded weights
+                teacher, tinfo = obtain_teacher(r, task, out_dir, progress=show)
+            if os.environ.get("RANK", "0") == "0":
+                console.print(f"teacher: {tinfo['source']}" + (f" ({tinfo['path']})" if "path" in tinfo else ""),
+                              highlight=False)
+            if isinstance(teacher, torch.nn.Module):
+                teacher.to(dev)
+            torch.manual_seed(r.seed)  # the student's initial weights depend on the recipe seed only
+            student = task.build_student().to(dev)
+            qat = r.distill.qat
+            if qat is not None and qat.mode == "scratch":
+                from edgekd.quantize.fake_quant import prepare_qat
 
-            ft = qat_finetune(res.student, qat=qat, train=r.train,
-                              calib=calibration_items(task, r.quantize.calibration.samples),
-                              input_names=spec.input_names, train_set=task.dataset("train"),
-                              task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight,
-                              teacher=teacher, losses=r.distill.losses, val_fn=_val_fn(task),
-                              lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "student_qat",
-                              resume=resume and (out_dir / "student_qat" / "last.safetensors").is_file(),
-                              seed=r.seed, progress=show, desc="student QAT fine-tune",
-                              teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None)
+                prepare_qat(student, per_channel=qat.per_channel, weight_bits=qat.weight_bits,
+                            activation=qat.activation)
+            kd_resume = resume and (out_dir / "student_kd" / "last.safetensors").is_file()
+            if resume and not kd_resume and os.environ.get("RANK", "0") == "0":  # killed before its first save
+                console.print(f"note: --resume: no checkpoint in {out_dir / 'student_kd'} yet; starting the "
+                              "student from scratch", highlight=False)
+            res = fit(student, train_set=task.dataset("train"), input_names=spec.input_names, cfg=r.train,
+                      task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight, teacher=teacher,
+                      losses=r.distill.losses, val_fn=_val_fn(task), lower_is_better=task.metric.lower_is_better,
+                      out_dir=out_dir / "student_kd", resume=kd_resume, seed=r.seed, progress=show, desc="student KD",
+                      teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None,
+                      qat=qat is not None and qat.mode == "scratch")
+            rank0 = os.environ.get("RANK", "0") == "0"
             if rank0:
-                weights = save_module_weights(ft.student, out_dir / "student_qat.safetensors",
-                                              metadata={"recipe": r.name, "qat": "finetune"})
-                console.print(f"student QAT fine-tune ({qat.weight_bits}-bit weights, {ft.extras['bn_folded']} "
-                              f"BatchNorms folded): best val {task.metric.name} {ft.best_metric} "
-                              f"({ft.seconds:.1f} s); wrote {weights}", highlight=False)
-        if not rank0:
-            return  # under torchrun only rank 0 writes and reports
-        console.print(f"next: edgekd distill-and-export {recipe} (export, quantize, profile)", highlight=False)
+                weights = save_module_weights(res.student, out_dir / "student_kd.safetensors",
+                                              metadata={"recipe": r.name, "qat": str(is_qat(res.student))})
+                metric = "n/a" if res.best_metric is None else f"{res.best_metric:.6g}"
+                console.print(f"student KD: best val {task.metric.name} {metric} at epoch {res.best_epoch} "
+                              f"({len(res.history)} epochs, {res.seconds:.1f} s)", highlight=False)
+                console.print(f"wrote {weights}, checkpoints in {out_dir / 'student_kd'}", highlight=False)
+            if qat is not None and qat.mode == "finetune":
+                from edgekd.distill.qat_finetune import qat_finetune
+                from edgekd.tasks.base import calibration_items
+
+                ft = qat_finetune(res.student, qat=qat, train=r.train,
+                                  calib=calibration_items(task, r.quantize.calibration.samples),
+                                  input_names=spec.input_names, train_set=task.dataset("train"),
+                                  task_loss=task.task_loss, task_loss_weight=r.distill.task_loss_weight,
+                                  teacher=teacher, losses=r.distill.losses, val_fn=_val_fn(task),
+                                  lower_is_better=task.metric.lower_is_better, out_dir=out_dir / "student_qat",
+                                  resume=resume and (out_dir / "student_qat" / "last.safetensors").is_file(),
+                                  seed=r.seed, progress=show, desc="student QAT fine-tune",
+                                  teacher_cache=out_dir / "teacher_cache" if r.distill.teacher_cache else None)
+                if rank0:
+                    weights = save_module_weights(ft.student, out_dir / "student_qat.safetensors",
+                                                  metadata={"recipe": r.name, "qat": "finetune"})
+                    console.print(f"student QAT fine-tune ({qat.weight_bits}-bit weights, {ft.extras['bn_folded']} "
+                                  f"BatchNorms folded): best val {task.metric.name} {ft.best_metric} "
+                                  f"({ft.seconds:.1f} s); wrote {weights}", highlight=False)
+            if not rank0:
+                return  # under torchrun only rank 0 writes and reports
+            console.print(f"next: edgekd distill-and-export {recipe} (export, quantize, profile)", highlight=False)
 
 
 def _torch_device(name: str) -> Any:

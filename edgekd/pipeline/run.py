@@ -16,7 +16,7 @@ import numpy as np
 
 from edgekd.config.device import DeviceConfig
 from edgekd.config.recipe import RecipeBase, recipe_hash
-from edgekd.fileio import sha256_file, write_json, write_text
+from edgekd.fileio import kill_point, sha256_file, write_json, write_text
 from edgekd.pipeline.evaluate import evaluate_all, model_predict, param_count
 from edgekd.pipeline.manifest import artifact_entry, write_manifest
 from edgekd.pipeline.report import REPORT_SCHEMA, render_markdown
@@ -43,6 +43,7 @@ class _Recorder:
     @contextmanager
     def stage(self, name: str, **info: Any) -> Iterator[dict[str, Any]]:
         self.say(f"[{name}] ...")
+        kill_point(f"stage:{name}")  # test-only fault injection (edgekd.fileio.kill_point)
         t0 = time.perf_counter()
         record: dict[str, Any] = {"step": name, **info}
         yield record
@@ -55,6 +56,17 @@ class _Recorder:
 
 def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, progress: bool = True,
                  say: Callable[[str], None] = print) -> PipelineResult:
+    """Run the pipeline into ``out_dir``, guarded by edgekd.pipeline.runfolder (lock, marker, manifest last)."""
+    from edgekd.pipeline.capability import check_capabilities
+    from edgekd.pipeline.runfolder import run_folder
+
+    check_capabilities(recipe, device)  # a request that cannot work fails before the folder is touched
+    with run_folder(out_dir, also_stale=("profile",)):
+        return _run_pipeline(recipe, device, out_dir, progress=progress, say=say)
+
+
+def _run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, progress: bool = True,
+                  say: Callable[[str], None] = print) -> PipelineResult:
     from edgekd.distill.loop import fit
     from edgekd.pipeline.capability import check_capabilities
     from edgekd.pipeline.teacher import _val_fn, obtain_teacher
