@@ -182,6 +182,8 @@ class Verdict:
     checked: int = 0  # artifacts whose size and SHA-256 were checked
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # no manifest, or every artifact it names matches: the folder claims nothing false (it may be incomplete)
+    claims_true: bool = True
 
     def summary(self) -> str:
         if self.state == "complete":
@@ -214,7 +216,7 @@ def verify_run_folder(path: Path) -> Verdict:
     problems.extend(bad)
     if bad and state == "complete":
         state = "invalid"
-    return Verdict(path, not problems, state, checked, problems, notes)
+    return Verdict(path, not problems, state, checked, problems, notes, claims_true=not bad)
 
 
 def _marker_state(path: Path, marker: Path) -> tuple[str, str]:
