@@ -138,7 +138,7 @@ def content_sha256(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any])
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     # through JSON first: the digest must read the same before saving (tuples, int keys) and after loading
     rest = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))
     h.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
