@@ -113,19 +113,22 @@ def _lock(out_dir: Path) -> int | None:
                           hint="pick a writable location for --out") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # BlockingIOError: someone holds it
+    except BlockingIOError:  # someone holds it
         holder = _read_pid(fd)
         os.close(fd)
         who = f"pid {holder}" if holder else "a process that has not yet written its pid"
         raise EdgekdError(f"--out {out_dir} is in use by another edgekd run ({who})",
                           hint="wait for that run to finish, or pass another --out") from None
+    except OSError:  # a filesystem without flock support (some network mounts): run unlocked, as before
+        os.close(fd)
+        return None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
 def _unlock(fd: int | None) -> None:
-    if fd is None:  # pragma: no cover - Windows
+    if fd is None:  # Windows, or a filesystem without flock
         return
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)  # the pid in the file names the holder only while it holds the lock
@@ -151,8 +154,10 @@ def lock_held(out_dir: Path) -> bool:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         return True
+    except OSError:  # no flock support here: nobody can hold it
+        return False
     finally:
         os.close(fd)  # also drops the shared lock, if taken
     return False

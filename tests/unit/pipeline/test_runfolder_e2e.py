@@ -67,7 +67,8 @@ def _run(out: Path, point: str = "") -> int:
 
 def _state(out: Path) -> str:
     temps = sorted(str(p.relative_to(out)) for p in out.rglob(".*") if p.name != LOCK_NAME)
-    prof = len(list((out / "profile").glob("*.json"))) if (out / "profile").is_dir() else 0
+    prof = len([p for p in (out / "profile").glob("*.json") if not p.name.startswith(".")]) \
+        if (out / "profile").is_dir() else 0
     parts = ["marker" if (out / MARKER_NAME).exists() else "no marker",
              "manifest" if (out / "manifest.json").exists() else "no manifest",
              "report.json" if (out / "report.json").exists() else "no report", f"{prof} profile json"]
