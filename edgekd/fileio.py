@@ -97,10 +97,12 @@ def is_temp_name(name: str) -> bool:
     return bool(_TEMP_NAME.match(name))
 
 
-def remove_temps(folder: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
+def remove_temps(folder: str | os.PathLike[str], *, depth: int = 4) -> list[Path]:
     """Delete the temporary files and work folders a killed writer left under ``folder``; return them.
 
-    Only call it on a folder no other process is writing into (a run folder holds a lock for that)."""
+    Looks ``depth`` folder levels down (a run folder's deepest writer is train/<arm>/), never into hidden
+    folders or through symlinks, so an ``--out`` pointed at a project root does not walk ``.git``. Only
+    call it on a folder no other process is writing into (a run folder holds a lock for that)."""
     root = Path(folder)
     removed: list[Path] = []
     if not root.is_dir():
@@ -112,8 +114,8 @@ def remove_temps(folder: str | os.PathLike[str], *, recursive: bool = True) -> l
             else:
                 entry.unlink(missing_ok=True)
             removed.append(entry)
-        elif recursive and entry.is_dir() and not entry.is_symlink():
-            removed.extend(remove_temps(entry, recursive=True))
+        elif depth > 0 and entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
+            removed.extend(remove_temps(entry, depth=depth - 1))
     return removed
 
 

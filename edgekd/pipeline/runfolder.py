@@ -275,4 +275,9 @@ def _check_artifact(root: Path, a: dict[str, Any]) -> list[str]:
 
 
 def _temps(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob(".*") if is_temp_name(p.name))
+    """Leftover temporaries, looked for where remove_temps sweeps (not inside hidden folders)."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(path):
+        found.extend(Path(folder) / n for n in (*dirs, *files) if is_temp_name(n))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(found)

@@ -71,10 +71,16 @@ def test_remove_temps_sweeps_files_and_work_folders_recursively(tmp_path: Path) 
     (tmp_path / "sub" / ".w.onnx.abcd1234" / "raw.onnx").write_text("x")
     (tmp_path / ".r.json.zz_9abcd.tmp.json").write_text("half")
     (tmp_path / "keep.json").write_text("{}")
+    (tmp_path / ".git").mkdir()  # hidden folders are not walked
+    (tmp_path / ".git" / ".x.abcd1234").write_text("not ours")
     removed = remove_temps(tmp_path)
     assert sorted(p.name for p in removed) == [".r.json.zz_9abcd.tmp.json", ".w.onnx.abcd1234"]
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["keep.json", "sub"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [".git", ".x.abcd1234", "keep.json", "sub"]
     assert remove_temps(tmp_path / "missing") == []
+    deep = tmp_path / "a" / "b" / "c" / "d" / "e"
+    deep.mkdir(parents=True)
+    (deep / ".t.json.abcd1234.tmp.json").write_text("x")
+    assert remove_temps(tmp_path) == [] and remove_temps(tmp_path, depth=5) != []
 
 
 def test_kill_point_kills_only_when_asked(tmp_path: Path) -> None:
