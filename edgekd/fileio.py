@@ -3,6 +3,11 @@
 Every artifact, checkpoint and report is written to a temporary file in the same
 folder, flushed and fsynced, then renamed over the target: a crash leaves either the
 old file or the new one, never half of one.
+
+Temporary names: ``.NAME.XXXXXXXX.tmpSUFFIX`` for files (:func:`atomic_path`) and
+``.NAME.XXXXXXXX`` for the work folders some writers use (ONNX, OpenVINO). A SIGKILL skips
+the clean-up, so whoever owns a folder sweeps them with :func:`remove_temps` (a run folder
+does at the start and at the end of each run, edgekd.pipeline.runfolder).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +43,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        # some writers (safetensors) replace the file they are given, losing the mode set above
+        os.chmod(tmp_path, 0o666 & ~umask)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        kill_point(f"write:{target.name}")
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
     finally:
@@ -75,6 +86,51 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# mkstemp/mkdtemp draw 8 characters from this alphabet (CPython's tempfile._RandomNameSequence).
+_TEMP_NAME = re.compile(r"^\.(?:.+\.|edgekd-ov-)[a-z0-9_]{8}(?:\.tmp.*)?$")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the names edgekd's writers give their temporary files and work folders."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_temps(folder: str | os.PathLike[str], *, depth: int = 4) -> list[Path]:
+    """Delete the temporary files and work folders a killed writer left under ``folder``; return them.
+
+    Looks ``depth`` folder levels down (a run folder's deepest writer is train/<arm>/), never into hidden
+    folders or through symlinks, so an ``--out`` pointed at a project root does not walk ``.git``. Only
+    call it on a folder no other process is writing into (a run folder holds a lock for that)."""
+    root = Path(folder)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for entry in sorted(root.iterdir()):
+        if is_temp_name(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        elif depth > 0 and entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
+            removed.extend(remove_temps(entry, depth=depth - 1))
+    return removed
+
+
+KILL_ENV = "EDGEKD_TEST_KILL_AT"
+
+
+def kill_point(point: str) -> None:
+    """TEST-ONLY fault injection: SIGKILL this process when ``$EDGEKD_TEST_KILL_AT`` equals ``point``.
+
+    Points: ``write:NAME`` (in :func:`atomic_path`, after the temporary file is complete and before it is
+    renamed over NAME) and ``stage:NAME`` (at the start of a pipeline stage). The fault-injection tests
+    (tests/unit/pipeline/test_runfolder*.py) use it to kill a run at a chosen place, exactly as ``kill -9``
+    would; nothing else sets the variable."""
+    if os.environ.get(KILL_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _json_default(obj: Any) -> Any:

@@ -51,14 +51,22 @@ def _train(r: Any, dev: Any, out_dir: Path, *, resume: bool, progress: bool) -> 
     """Run the pipeline's training stage on ``dev``; the summary lines to print (None off rank 0)."""
     import os
 
+    from edgekd.cli._common import console
     from edgekd.config import load_device
     from edgekd.pipeline.run import start_run
+    from edgekd.pipeline.runfolder import run_folder
     from edgekd.pipeline.train import train_students
 
-    # the deployment device plays no part in training; the context needs one
-    ctx = start_run(r, load_device("host-cpu"), out_dir, progress=progress, say=lambda s: None)
-    trained = train_students(ctx, baseline=False, resume=resume, device=dev)
-    if os.environ.get("RANK", "0") != "0":
+    rank0 = os.environ.get("RANK", "0") == "0"
+    if resume and rank0 and not (out_dir / "train" / "student_kd" / "last.safetensors").is_file():
+        console.print(f"note: --resume: no checkpoint in {out_dir / 'train' / 'student_kd'} yet; starting the "
+                      "student from scratch", highlight=False)
+    # only rank 0 guards the folder (lock, in-progress marker); the other DDP ranks write nothing
+    with run_folder(out_dir, enabled=rank0):
+        # the deployment device plays no part in training; the context needs one
+        ctx = start_run(r, load_device("host-cpu"), out_dir, progress=progress, say=lambda s: None)
+        trained = train_students(ctx, baseline=False, resume=resume, device=dev)
+    if not rank0:
         return None
     metric = ctx.task.metric.name
     tinfo = trained.teacher_info

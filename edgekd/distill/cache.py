@@ -6,8 +6,8 @@ Layout: ``<root>/<teacher key[:16]>-<data key[:16]>/`` holding ``out_<k>.npy``,
 (or an analytic callable's qualified name) plus the cache configuration (input names,
 tapped paths); the data key is sha256 of the dataset fingerprint. The manifest repeats
 both full keys and the array shapes, and is written last: a folder without a matching,
-complete manifest is rebuilt, so a change of teacher or data (or a killed build) never
-serves stale numbers. (The arrays are written in place through memory maps rather than
+complete manifest (and arrays of the recorded shape and size) is rebuilt, so a change of
+teacher or data, a killed build or a truncated array never serves stale numbers or blocks a run. (The arrays are written in place through memory maps rather than
 through edgekd.fileio: the atomically written manifest is what makes a build count.)
 
 **Dataset contract.** Row ``i`` of the cache is the teacher's output on ``dataset[i]``
@@ -146,10 +146,12 @@ class TeacherCache:
             return None
         try:
             m = json.loads(mf.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+        except (OSError, ValueError):  # torn, binary or unreadable: rebuild
             return None
-        ok = (m.get("format") == CACHE_FORMAT and m.get("teacher_key") == tkey and m.get("data_key") == dkey
-              and m.get("rows") == n and all((folder / f["file"]).is_file() for f in m["outputs"] + m["features"]))
+        ok = (isinstance(m, dict) and m.get("format") == CACHE_FORMAT and m.get("teacher_key") == tkey
+              and m.get("data_key") == dkey and m.get("rows") == n
+              and isinstance(m.get("outputs"), list) and isinstance(m.get("features"), list)
+              and all(isinstance(f, dict) and _array_ok(folder, f) for f in m["outputs"] + m["features"]))
         return m if ok else None
 
     @staticmethod
@@ -196,6 +198,16 @@ class TeacherCache:
         outs = tuple(torch.from_numpy(np.ascontiguousarray(a[idx])).to(device) for a in self.outputs)
         feats = {p: torch.from_numpy(np.ascontiguousarray(a[idx])).to(device) for p, a in self.features.items()}
         return outs, feats
+
+
+def _array_ok(folder: Path, entry: dict[str, Any]) -> bool:
+    """The array file exists, parses, and holds the shape and dtype the manifest records. A truncated file
+    (disk full, a partial copy) fails here and the cache is rebuilt, instead of every run failing to map it."""
+    try:
+        arr = np.load(folder / entry["file"], mmap_mode="r")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return list(arr.shape) == list(entry.get("shape", [])) and str(arr.dtype) == entry.get("dtype")
 
 
 def _open(path: Path, shape: tuple[int, ...], like: torch.Tensor) -> np.memmap:

@@ -9,11 +9,17 @@ history and the best metric. Because it is one file renamed into place, a crash 
 the previous checkpoint or the new one, never a mix. ``last.json`` beside it is a
 human-readable copy of that metadata (never read back).
 
+The metadata also carries ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and
+of the rest of the metadata, checked on every load, so a bit flip, a partial copy or an edit
+is refused (naming the file and how to recover) instead of training on from damaged state.
+Files written before this check existed have no digest and load unchecked.
+
 ``best.safetensors`` holds only the student and term weights of the best validation epoch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -119,9 +125,24 @@ def save(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any
     from safetensors.torch import save_file
 
     doc = {"format": FORMAT, **meta}
+    doc["sha256"] = content_sha256(tensors, doc)
     with atomic_path(path) as tmp:
         save_file(dict(tensors), str(tmp), metadata={META_KEY: json.dumps(doc)})
     write_json(path.with_suffix(".json"), doc)
+
+
+def content_sha256(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
+    """sha256 over the tensors (sorted by name: name, dtype, shape, raw bytes) and the metadata without its
+    own ``sha256`` key (canonical JSON). Independent of the file layout, so it can live inside the file."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    # through JSON first: the digest must read the same before saving (tuples, int keys) and after loading
+    rest = json.loads(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))
+    h.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
 
 
 def remove_stale_temps(out_dir: Path) -> list[Path]:
@@ -150,10 +171,15 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         meta = json.loads(header.get(META_KEY, "{}"))
     except Exception as exc:  # a foreign or damaged file
         raise TrainingError(f"cannot read checkpoint {path}: {exc}",
-                            hint="delete it and start a fresh run, or point --out elsewhere") from None
+                            hint=f"delete {path} and run again without --resume, or point --out elsewhere") from None
     if meta.get("format") != FORMAT:
         raise TrainingError(f"{path} is not an edgekd training checkpoint (format {meta.get('format')!r}, "
                             f"expected {FORMAT!r})", hint="start a fresh run in another out_dir")
+    if "sha256" in meta and content_sha256(tensors, meta) != meta["sha256"]:
+        raise TrainingError(
+            f"checkpoint {path} is damaged: its contents no longer match the sha256 recorded when it was "
+            "written (a flipped bit, a partial copy or an edit)",
+            hint=f"delete {path} and run again without --resume (training restarts from the beginning)")
     return tensors, meta
 
 

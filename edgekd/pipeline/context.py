@@ -15,6 +15,7 @@ import numpy as np
 
 from edgekd.config.device import DeviceConfig
 from edgekd.config.recipe import RecipeBase
+from edgekd.fileio import kill_point
 from edgekd.iospec import IOSpec
 from edgekd.pipeline.artifacts import ArtifactSet
 
@@ -30,6 +31,7 @@ class Recorder:
     @contextmanager
     def stage(self, name: str, **info: Any) -> Iterator[dict[str, Any]]:
         self.say(f"[{name}] ...")
+        kill_point(f"stage:{name}")  # test-only fault injection (EDGEKD_TEST_KILL_AT), a no-op otherwise
         t0 = time.perf_counter()
         record: dict[str, Any] = {"step": name, **info}
         yield record

@@ -63,11 +63,23 @@ def start_run(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, progre
 def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, progress: bool = True,
                  say: Callable[[str], None] = print) -> PipelineResult:
     """Run every stage for ``recipe`` and ``device`` into ``out_dir``; report.json, report.md, the trade-off
-    plot and manifest.json are written last (the manifest after everything it lists)."""
-    from edgekd.pipeline.budget import judge_budget
-    from edgekd.pipeline.capability import check_capabilities
+    plot and manifest.json are written last (the manifest after everything it lists).
 
-    warnings = check_capabilities(recipe, device)
+    The folder is guarded (``edgekd.pipeline.runfolder``): locked against a second run, the previous run's
+    report and manifest removed before any artifact is touched, a RUN_IN_PROGRESS marker until the manifest
+    is written, temp files swept on every exit."""
+    from edgekd.pipeline.capability import check_capabilities
+    from edgekd.pipeline.runfolder import run_folder
+
+    warnings = check_capabilities(recipe, device)  # a request that cannot work fails before the folder is touched
+    with run_folder(out_dir, also_stale=("profile",)):
+        return _run_stages(recipe, device, out_dir, warnings, progress=progress, say=say)
+
+
+def _run_stages(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, warnings: list[str], *,
+                progress: bool, say: Callable[[str], None]) -> PipelineResult:
+    from edgekd.pipeline.budget import judge_budget
+
     for w in warnings:
         say(f"warning: {w}")
     t_start = time.perf_counter()

@@ -57,7 +57,7 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
 
     key = teacher_cache_key(recipe)
     cached = cache_dir() / "teachers" / f"{recipe.name}-{key}.safetensors"
-    if recipe.teacher.cache and cached.is_file():
+    if recipe.teacher.cache and cached.is_file() and _cached_fits(cached, teacher):
         load_module_weights(teacher, cached)
         log.info("teacher: reusing cached %s", cached)
         info: dict[str, Any] = {"source": "cache", "path": str(cached), "key": key}
@@ -80,6 +80,25 @@ def obtain_teacher(recipe: RecipeBase, task: Any, out_dir: Path, *, progress: bo
                 "history": res.history, **({"pretrain": pre} if pre else {})}
     save_module_weights(teacher, out_dir / "teacher.safetensors")
     return teacher.eval(), info
+
+
+def _cached_fits(path: Path, teacher: nn.Module) -> bool:
+    """True when the cached teacher file reads and holds exactly ``teacher``'s tensors. A truncated or damaged
+    cache file is retrained and replaced (with a warning naming it) instead of failing every later run."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        log.warning("teacher cache %s is unreadable (%s); retraining the teacher and replacing it", path, exc)
+        return False
+    want = {k: (tuple(v.shape), v.dtype) for k, v in teacher.state_dict().items()}
+    if {k: (tuple(v.shape), v.dtype) for k, v in state.items()} != want:
+        log.warning("teacher cache %s does not hold this teacher's tensors; retraining the teacher and replacing "
+                    "it", path)
+        return False
+    return True
 
 
 def val_fn(task: Any, spec: Any = None) -> Any:

@@ -117,9 +117,11 @@ def _kd_stage(ctx: RunContext, common: dict[str, Any], teacher: Any, resume: boo
 
             q = r.distill.qat
             prepare_qat(student, per_channel=q.per_channel, weight_bits=q.weight_bits, activation=q.activation)
+        out = ctx.out_dir / "train" / "student_kd"
+        # killed before the first checkpoint: nothing to resume, so the student starts from scratch
         kd = fit(student, teacher=teacher, losses=r.distill.losses, task_loss_weight=r.distill.task_loss_weight,
-                 out_dir=ctx.out_dir / "train" / "student_kd", desc="student KD", teacher_cache=ctx.teacher_cache,
-                 qat=qat_from_scratch, cfg=r.train, resume=resume, **common)
+                 out_dir=out, desc="student KD", teacher_cache=ctx.teacher_cache, qat=qat_from_scratch,
+                 cfg=r.train, resume=resume and (out / "last.safetensors").is_file(), **common)
         _save(ctx, kd.student, ctx.artifacts.STUDENT_KD)
     return kd
 
@@ -130,7 +132,8 @@ def _qat_stage(ctx: RunContext, common: dict[str, Any], teacher: Any, student: n
 
     r = ctx.recipe
     q = r.distill.qat
-    assert q is not None  # finetune_arm implies a QAT config
+    if q is None:  # finetune_arm implies a QAT config; a caller that gets here without one is a bug
+        raise RuntimeError("QAT fine-tune stage without a distill.qat section")
     out = ctx.out_dir / "train" / "student_qat"
     with ctx.rec.stage("qat_finetune", weight_bits=q.weight_bits, per_channel=q.per_channel,
                        epochs=q.finetune_epochs) as rec:
