@@ -98,11 +98,11 @@ def test_a_truncated_checkpoint_is_refused_with_the_way_out(tmp_path: Path) -> N
 def test_resume_before_the_first_checkpoint_starts_from_scratch(recipe: Path, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    (out / "student_kd").mkdir(parents=True)  # killed before the student's first checkpoint
+    (out / "train" / "student_kd").mkdir(parents=True)  # killed before the student's first checkpoint
     assert main(["distill", str(recipe), "--out", str(out), "--resume", "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert f"note: --resume: no checkpoint in {out / 'student_kd'} yet; starting the student from scratch" in text
-    assert (out / "student_kd" / "last.safetensors").is_file() and (out / "student_kd.safetensors").is_file()
+    assert f"note: --resume: no checkpoint in {out / 'train' / 'student_kd'} yet; starting the student from scratch" in text
+    assert (out / "train" / "student_kd" / "last.safetensors").is_file() and (out / "student_kd.safetensors").is_file()
     assert not (out / "RUN_IN_PROGRESS").exists()
 
 
@@ -110,7 +110,7 @@ def test_resume_from_a_bit_flipped_checkpoint_is_exit_2_naming_it(recipe: Path, 
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert main(["distill", str(recipe), "--out", str(out), "--no-progress"]) == 0
-    last = out / "student_kd" / "last.safetensors"
+    last = out / "train" / "student_kd" / "last.safetensors"
     _flip(last, _data_offset(last) + 5, bit=6)
     capsys.readouterr()
     assert main(["distill", str(recipe), "--out", str(out), "--resume", "--no-progress"]) == 2
