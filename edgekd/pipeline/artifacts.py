@@ -158,6 +158,8 @@ class ArtifactSet:
                     for f in a.files() if (d / f).exists()]
         for fmt, info in exports.items():
             out += [artifact_entry(d / rel, d, runtime=fmt) for rel in info.get("files", [])]
+        # this run's profile reports and their raw samples (the folder was cleared when the run started)
+        out += [artifact_entry(f, d) for f in sorted((d / "profile").glob("*")) if f.is_file()]
         return out + [artifact_entry(a.path(d), d) for a in self.REPORTS if a.path(d).exists()]
 
     def next_commands(self, device: str, recipe: str, inputs: dict[str, list[int]]) -> str | None:
