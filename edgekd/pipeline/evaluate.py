@@ -26,7 +26,11 @@ def callable_predict(fn: Any, input_names: Sequence[str]) -> PredictFn:
 
 
 def model_predict(model: Any, task: Any) -> PredictFn:
+    from edgekd.distill.teachers import OnnxTeacher
+
     spec = task.io_spec()
+    if isinstance(model, OnnxTeacher):  # an ONNX teacher: its session, fed by position
+        return lambda feeds: model.run_numpy([feeds[n] for n in spec.input_names])
     if isinstance(model, nn.Module):
         return torch_predict(model, spec)
     return callable_predict(model, spec.input_names)
@@ -47,6 +51,9 @@ def evaluate_all(task: Any, predict: PredictFn, batch_size: int = 64) -> dict[st
 
 
 def param_count(model: Any) -> int | None:
+    counter = getattr(model, "param_count", None)  # an ONNX teacher counts its graph's weights
+    if callable(counter):
+        return int(counter())
     if not isinstance(model, nn.Module):
         return None
     return sum(p.numel() for p in model.parameters())

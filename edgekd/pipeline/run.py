@@ -436,7 +436,11 @@ def _profile(student: Any, teacher: Any, task: Any, onnx: dict[str, Path], recip
     feeds = spec.dummy_inputs({"batch": p.batch}, seed=recipe.seed)
     opts = SessionOptions(threads=threads)
     targets: list[tuple[str, Any]] = [("torch_fp32", ProfileTarget.from_module(student, spec, opts, feeds))]
-    if param_count(teacher):
+    teacher_onnx = getattr(teacher, "path", None) if hasattr(teacher, "run_numpy") else None
+    if teacher_onnx is not None:  # an ONNX teacher runs in ONNX Runtime, fed by position
+        t_feeds = dict(zip(teacher.input_names, [feeds[n] for n in spec.input_names], strict=True))
+        targets.append(("teacher_onnx_fp32", ProfileTarget(teacher_onnx, "onnxruntime", opts, t_feeds)))
+    elif param_count(teacher):
         targets.append(("teacher_torch_fp32", ProfileTarget.from_module(teacher, spec, opts, feeds)))
     for name, path in onnx.items():
         if path.exists():
@@ -473,6 +477,10 @@ def _summary(task: Any, variants: dict[str, Any], profiles: dict[str, Any]) -> d
                 s[f"speedup_{k}_vs_torch_fp32"] = p50["torch_fp32"] / p50[k]
     if "teacher_torch_fp32" in p50 and "torch_fp32" in p50:
         s["latency_ratio_student_vs_teacher_torch"] = p50["torch_fp32"] / p50["teacher_torch_fp32"]
+    if "teacher_onnx_fp32" in p50:
+        for k in ("onnx_fp32", "onnx_int8"):
+            if k in p50:
+                s[f"latency_ratio_{k}_vs_teacher_onnx"] = p50[k] / p50["teacher_onnx_fp32"]
     return s
 
 
