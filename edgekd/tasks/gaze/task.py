@@ -94,7 +94,11 @@ def split_arrays(cfg: GazeTaskConfig, split: str, seed: int) -> synth.GazeArrays
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
-    if split == "train" and cfg.balance_clusters > 0:
+    if cfg.source != "synth":  # a real dataset at task.root
+        from edgekd.tasks.gaze.loaders.real import real_split
+
+        arrays = real_split(cfg, split, seed)
+    elif split == "train" and cfg.balance_clusters > 0:
         wearers = synth.split_wearers(cfg, "train")
         ids = wearers[np.arange(cfg.train_size) % len(wearers)]
         gaze = balanced_gaze(cfg, cfg.train_size, cfg.balance_clusters, seed)
@@ -138,6 +142,9 @@ class GazeTask:
             k_str = split.removeprefix("test_wearer_")
             if k_str.isdigit() and int(k_str) < self.config.test_wearers:
                 test = split_arrays(self.config, "test", self.seed)
+                if self.config.source != "synth":  # real wearers: the k-th id of the test split
+                    ids = np.unique(test.wearer)
+                    return subset(test, test.wearer == ids[min(int(k_str), len(ids) - 1)])
                 return subset(test, test.wearer == synth.WEARER_BASE["test"] + int(k_str))
         raise UnknownNameError("gaze split", split, self.splits(),
                                hint="use train, val, test or test_wearer_<k> with k < task.test_wearers")
