@@ -40,17 +40,30 @@ def _session(path: Path, threads: int = 1):  # type: ignore[no-untyped-def]
 
 
 def agreement(task, teacher, student, split: str = "test") -> float:  # type: ignore[no-untyped-def]
-    """Pooled IoU of the binarised maps (union of all test images' pixels)."""
+    """Pooled IoU of the binarised maps (union of all test images' pixels); ``student`` is an ORT session
+    or a torch module."""
+    import torch
+
     inter = union = 0
     ds = task.dataset(split)
-    t_name, s_name = teacher.get_inputs()[0].name, student.get_inputs()[0].name
+    t_name = teacher.get_inputs()[0].name
     for i in range(0, len(ds), 16):
         x = np.stack([ds[j]["image"].numpy() for j in range(i, min(i + 16, len(ds)))])
         a = teacher.run(None, {t_name: x})[0] > 0.3
-        b = student.run(None, {s_name: x})[0] > 0.3
+        if isinstance(student, torch.nn.Module):
+            with torch.no_grad():
+                b = student.eval()(torch.from_numpy(x)).numpy() > 0.3
+        else:
+            b = student.run(None, {student.get_inputs()[0].name: x})[0] > 0.3
         inter += int(np.logical_and(a, b).sum())
         union += int(np.logical_or(a, b).sum())
     return inter / union if union else 1.0
+
+
+def _torch_student(task, path: Path):  # type: ignore[no-untyped-def]
+    from edgekd.weights import load_module_weights
+
+    return load_module_weights(task.build_student(init="scratch"), path)
 
 
 def latency(sessions: dict[str, object], x: np.ndarray, rounds: int) -> dict[str, float]:
@@ -79,13 +92,16 @@ def main() -> None:
     teacher = _session(Path(report["teacher"]["path"]))
     arts = {"student_fp32": args.run / "student.onnx", "student_int8": args.run / "student.int8.onnx"}
     agree = {k: agreement(task, teacher, _session(p)) for k, p in arts.items() if p.is_file()}
+    for k in ("student_alone", "student_kd"):  # the torch students: does distillation move the map?
+        if (args.run / f"{k}.safetensors").is_file():
+            agree[k] = agreement(task, teacher, _torch_student(task, args.run / f"{k}.safetensors"))
     size = task.io_spec().inputs[0].shape[-1]
     x = task.dataset("test")[0]["image"].numpy()[None]
     lat = latency({"teacher": teacher, **{k: _session(p) for k, p in arts.items() if p.is_file()}}, x, args.rounds)
     v = report["variants"]
     rows = [("teacher (ONNX, PP-OCRv4 det)", "teacher", None, "teacher"),
-            ("student alone (no teacher)", "student_alone", None, None),
-            ("student KD (torch)", "student_kd", None, None),
+            ("student alone (no teacher)", "student_alone", "student_alone", None),
+            ("student KD (torch)", "student_kd", "student_kd", None),
             ("student KD, ONNX FP32", "onnx_fp32", "student_fp32", "student_fp32"),
             ("student KD, ONNX INT8", "onnx_int8", "student_int8", "student_int8")]
     print(f"test images: {len(task.dataset('test'))} rendered, {size}x{size}; seed {recipe['seed']}")
