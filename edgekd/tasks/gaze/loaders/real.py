@@ -7,7 +7,8 @@ labels are public); their wearers (participants, subjects, sequences or recordin
 defines ``wearer``) are shuffled with the recipe's seed and dealt out: 20% of them to test, 10% to val
 (at least one each), the rest to train, so no wearer is in two splits, as in the synthetic protocol.
 ``train_size`` / ``val_size`` / ``test_size`` cap each split (a seeded subset). Images are resized to
-``height`` x ``width``.
+``height`` x ``width``. The synthetic-only fields (wearer counts, gaze ranges, kappa, noise,
+``balance_clusters``) do not apply, and ``task.mae`` pre-training still draws synthetic eyes.
 """
 
 from __future__ import annotations
