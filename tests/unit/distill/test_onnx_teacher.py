@@ -78,3 +78,12 @@ def test_fit_distils_from_an_onnx_teacher_through_the_offline_cache(tmp_path: Pa
     assert after < 0.3 * before, (before, after)
     built = list((tmp_path / "cache").iterdir())
     assert len(built) == 1 and np.load(built[0] / "out_0.npy").shape == (64, 1, 8, 8)
+    # the same bytes under another name reuse the cache; another model (other bytes) gets its own
+    (tmp_path / "renamed.onnx").write_bytes((tmp_path / "t.onnx").read_bytes())
+    export_tiny(tmp_path / "other.onnx", seed=5)
+    one_epoch = TrainConfig(epochs=1, batch_size=16, max_steps_per_epoch=1)
+    for name in ("renamed.onnx", "other.onnx"):
+        fit(nn.Sequential(nn.Conv2d(3, 1, 1), nn.Sigmoid()), train_set=data, input_names=["image"], cfg=one_epoch,
+            teacher=OnnxTeacher(tmp_path / name), losses=[RegressionConfig(kind="regression")], progress=False,
+            teacher_cache=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2

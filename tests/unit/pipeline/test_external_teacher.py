@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -123,3 +124,23 @@ def test_factory_errors_name_the_file_and_line(tmp_path: Path, body: str, messag
     f = _write_factory(tmp_path, body)
     with pytest.raises(ConfigError, match=message):
         obtain_teacher(_recipe(source="module", factory=f"{f}:build"), TinyTask(), tmp_path / "run")
+
+
+def test_module_teacher_serves_feature_losses(tmp_path: Path) -> None:
+    """A torch teacher from a factory keeps what an ONNX one cannot: its inner layers can be tapped."""
+    from edgekd.config.recipe import TrainConfig
+    from edgekd.distill.loop import fit
+    from edgekd.distill.losses.fitnet import FitNetConfig
+
+    f = _write_factory(tmp_path, """
+        from torch import nn
+
+        def build():
+            return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 1, 1), nn.Sigmoid())
+    """)
+    teacher, _ = obtain_teacher(_recipe(source="module", factory=f"{f}:build"), TinyTask(), tmp_path / "run")
+    student = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 1), nn.Sigmoid())
+    res = fit(student, train_set=TinyTask().dataset("train"), input_names=["image"],
+              cfg=TrainConfig(epochs=1, batch_size=2), teacher=teacher,
+              losses=[FitNetConfig(kind="fitnet", student="1", teacher="1")], progress=False)
+    assert res.history and np.isfinite(res.history[-1]["train_loss"])
