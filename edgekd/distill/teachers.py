@@ -6,6 +6,8 @@
   it may return a Tensor, a tuple/list of them, or numpy arrays.
 - :class:`EnsembleTeacher`: the weighted average of several teachers' outputs
   (``sum_k w_k * y_k / sum_k w_k`` per output), e.g. the ensemble teacher of Hinton et al. 2015.
+- :class:`OnnxTeacher`: any ONNX model run frozen by ONNX Runtime (a third-party teacher with no
+  torch code); outputs only, so no feature taps.
 
 A teacher is called with the model inputs (positional, io order) and returns
 ``(outputs tuple, {module path: feature})``. It always runs in full precision without
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -190,6 +193,70 @@ class EnsembleTeacher(Teacher):
     def fingerprint(self) -> str:
         parts = [f"{m.fingerprint()}*{w!r}" for m, w in zip(self.members, self.weights, strict=True)]
         return hashlib.sha256(("ensemble:" + "|".join(parts)).encode()).hexdigest()
+
+
+class OnnxTeacher(Teacher):
+    """An ONNX model as the teacher, run by ONNX Runtime on CPU in full precision.
+
+    It is called with the student's inputs in io order; they feed the model's inputs by position
+    (the model's own input names may differ from the task's). Its fingerprint is the SHA-256 of the
+    file, so the offline teacher cache follows the file's content, not its name.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, device: torch.device | str = "cpu") -> None:
+        from edgekd.fileio import sha256_file
+        from edgekd.runtime import SessionOptions, get_runtime
+
+        self.path = Path(path)
+        self.session = get_runtime("onnxruntime").load(self.path, SessionOptions(threads=threads))
+        self.input_names = [t.name for t in self.session.inputs]
+        self.output_names = [t.name for t in self.session.outputs]
+        self.sha256 = sha256_file(self.path)
+        self.device = torch.device(device)
+
+    def set_taps(self, paths: Sequence[str]) -> None:
+        if paths:
+            raise ConfigError(
+                f"teacher taps {list(paths)} requested, but the teacher is the ONNX model {self.path.name}, "
+                "which gives its outputs only: feature losses need a torch teacher",
+                hint="use teacher.source: module for feature losses, or an output loss (kind: regression, "
+                "hinton_kd) with this teacher")
+
+    def to(self, device: torch.device | str) -> OnnxTeacher:
+        self.device = torch.device(device)
+        return self
+
+    def run_numpy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The model on numpy inputs given by position."""
+        if len(arrays) != len(self.input_names):
+            raise ConfigError(f"the ONNX teacher {self.path.name} takes {len(self.input_names)} input(s) "
+                              f"{self.input_names}, the task gives {len(arrays)}",
+                              hint="the teacher must take the student's inputs, in the same order")
+        feeds = {n: np.ascontiguousarray(a, dtype=np.float32) if a.dtype == np.float64 else np.ascontiguousarray(a)
+                 for n, a in zip(self.input_names, arrays, strict=True)}
+        return self.session.run(feeds)
+
+    @torch.no_grad()
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        outs = self.run_numpy([t.detach().float().cpu().numpy() for t in inputs])
+        return to_tensors(outs, self.device), {}
+
+    def param_count(self) -> int:
+        """Float weights held in the graph (initializers and Constant nodes: exporters use both)."""
+        import onnx
+
+        model = onnx.load(str(self.path), load_external_data=False)
+        tensors = list(model.graph.initializer)
+        tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+                  onnx.TensorProto.BFLOAT16)
+        return int(sum(int(np.prod(t.dims)) for t in tensors if t.data_type in floats and len(t.dims) > 0))
+
+    def declared_output_shapes(self) -> list[tuple[int | str, ...]]:
+        return [tuple(t.shape) for t in self.session.outputs]
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"onnx:{self.sha256}:{self.input_names}".encode()).hexdigest()
 
 
 def as_teacher(teacher: Any) -> Teacher:

@@ -41,7 +41,10 @@ def evaluate_all(task: Task, predict: PredictFn, batch_size: int = 64) -> dict[s
 
 
 def param_count(model: Any) -> int | None:
-    """Parameters of a torch model; None for a teacher that is not one (analytic, ONNX)."""
+    """Parameters of a torch model or an ONNX teacher (its graph's weights); None for an analytic teacher."""
+    counter = getattr(model, "param_count", None)  # an ONNX teacher counts its graph's weights
+    if callable(counter):
+        return int(counter())
     return _param_count(model) if isinstance(model, nn.Module) else None
 
 
@@ -77,7 +80,12 @@ def evaluate_variants(ctx: Any, trained: Any) -> dict[str, dict[str, Any]]:
 
 
 def model_predict(model: Any, spec: Any) -> PredictFn:
-    """A torch module, or an analytic teacher (a callable on torch tensors), as a numpy predict function."""
+    """A torch module, an ONNX teacher, or an analytic teacher (a callable on torch tensors), as a numpy
+    predict function."""
+    from edgekd.distill.teachers import OnnxTeacher
+
+    if isinstance(model, OnnxTeacher):  # an ONNX teacher: its session, fed by position
+        return lambda feeds: model.run_numpy([feeds[n] for n in spec.input_names])
     if isinstance(model, nn.Module):
         return torch_predict(model, spec)
     return callable_predict(model, spec.input_names)

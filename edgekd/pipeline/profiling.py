@@ -23,7 +23,13 @@ def profile_variants(ctx: RunContext, trained: TrainedModels) -> dict[str, dict[
     # labelled by role: the student and teacher are often the same class (both print as GazeNet)
     targets: list[tuple[str, Any]] = [("torch_fp32", ProfileTarget.from_module(
         student, ctx.spec, opts, feeds, label=f"student ({type(student).__name__}, torch eager)"))]
-    if param_count(teacher):
+    from edgekd.distill.teachers import OnnxTeacher
+
+    if isinstance(teacher, OnnxTeacher):  # an ONNX teacher runs in ONNX Runtime, fed by position
+        t_feeds = dict(zip(teacher.input_names, [feeds[n] for n in ctx.spec.input_names], strict=True))
+        targets.append(("teacher_onnx_fp32", ProfileTarget(teacher.path, "onnxruntime", opts, t_feeds,
+                                                           label=f"teacher ({teacher.path.name}, onnxruntime)")))
+    elif param_count(teacher):
         targets.append(("teacher_torch_fp32", ProfileTarget.from_module(
             teacher, ctx.spec, opts, feeds, label=f"teacher ({type(teacher).__name__}, torch eager)")))
     for art in ctx.artifacts.runtime_artifacts():

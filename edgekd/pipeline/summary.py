@@ -59,6 +59,10 @@ def summarize(lower_is_better: bool, variants: dict[str, Any], profiles: dict[st
                 s[f"speedup_{k}_vs_torch_fp32"] = p50["torch_fp32"] / p50[k]
     if "teacher_torch_fp32" in p50 and "torch_fp32" in p50:
         s["latency_ratio_student_vs_teacher_torch"] = p50["torch_fp32"] / p50["teacher_torch_fp32"]
+    if "teacher_onnx_fp32" in p50:
+        for k in ("onnx_fp32", "onnx_int8"):
+            if k in p50:
+                s[f"latency_ratio_{k}_vs_teacher_onnx"] = p50[k] / p50["teacher_onnx_fp32"]
     return s
 
 

@@ -18,6 +18,7 @@ The three arms of ``edgekd distill-and-export`` on this task:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -99,8 +100,24 @@ class ClosedLoopConfig(Strict):
     start_yaw_deg: float = Field(60.0, ge=0, le=120, description="max start yaw offset of random poses")
 
 
+class FlightLogsConfig(Strict):
+    """How ``task.source: flight_logs`` reads recorded flights (:mod:`edgekd.tasks.drone.datasets`)."""
+
+    columns: tuple[str, str, str] = Field(("vx", "vy", "wz"), description="commands.csv columns of v_x, v_y, w_z")
+    frame_column: str = Field("frame", description="commands.csv column naming each row's frame")
+    scale: tuple[float, float, float] = Field((1.0, 1.0, 1.0), description="divide the commands by these "
+                                              "(the flights' v_max, v_max, w_max) into the normalised [-1, 1]")
+    holdout_flights: int = Field(1, ge=1, description="the last flights (by name) held out as val/test frames")
+
+
 class DroneTaskConfig(TaskConfigBase):
     kind: Literal["drone"] = "drone"
+    source: Literal["sim", "flight_logs"] = Field(
+        "sim", description="sim = teacher-flown simulated frames; flight_logs = recorded flights at root train "
+        "the students (the metric still flies the simulator in closed loop)")
+    root: Path | None = Field(None, description="folder of flight logs for source=flight_logs (layout checked at "
+                              "load: <root>/<flight>/frames/ and commands.csv)")
+    logs: FlightLogsConfig = Field(default_factory=FlightLogsConfig)
     image_size: int = Field(96, ge=32, le=256, description="square render side (the paper's student: 96-128)")
     train_episodes: int = Field(40, ge=1, description="teacher-flown trajectories recorded for training")
     val_frames: int = Field(200, ge=8, description="frames of the val dataset (its metric is closed loop)")
@@ -125,6 +142,15 @@ class DroneTaskConfig(TaskConfigBase):
 
     @model_validator(mode="after")
     def _target_fits(self) -> DroneTaskConfig:
+        if self.source == "flight_logs":
+            from edgekd.tasks.drone.datasets import layout_problem
+
+            problem = layout_problem(self.root, self.logs.holdout_flights)
+            if problem is not None:
+                raise ValueError(problem)
+        elif self.root is not None:
+            raise ValueError(f"task.root={str(self.root)!r} is set but task.source is 'sim', which reads no folder; "
+                             "set task.source: flight_logs or remove task.root")
         s = self.scene
         if s.target_length_m < s.target_width_m:
             raise ValueError(f"scene.target_length_m={s.target_length_m} < target_width_m={s.target_width_m}: "

@@ -28,6 +28,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,3 +122,57 @@ class FlightLogs(Dataset):  # type: ignore[type-arg]
         return {"image": torch.from_numpy(arr.transpose(2, 0, 1).copy()),
                 "command": torch.tensor(s.command, dtype=torch.float32),
                 "labelled": torch.tensor(1.0)}
+
+
+LAYOUT = "<root>/<flight>/frames/*.png|jpg and <root>/<flight>/commands.csv (header: frame,vx,vy,wz)"
+
+
+def _is_flight(folder: Path) -> bool:
+    return (folder / "frames").is_dir() and (folder / "commands.csv").is_file()
+
+
+def layout_problem(root: Path | None, holdout: int) -> str | None:
+    """A one-line problem with ``task.root`` for ``task.source: flight_logs`` (None: the layout looks right):
+    each sub-folder is a flight holding frames/ and commands.csv, and there are more flights than held out."""
+    if root is None:
+        return f"task.source='flight_logs' needs task.root, the folder of flights ({LAYOUT}); or use source: sim"
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return f"task.root={str(root)!r}: no such folder (flight logs are laid out as {LAYOUT})"
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    bad = [p.name for p in folders if not _is_flight(p)]
+    if not folders or bad:
+        what = f"sub-folders {bad} lack frames/ or commands.csv" if bad else "it has no flight sub-folder"
+        return f"task.root={str(root)!r} is not a folder of flight logs: {what}; expected {LAYOUT}"
+    if len(folders) <= holdout:
+        return (f"task.root={str(root)!r} has {len(folders)} flight(s); task.logs.holdout_flights={holdout} are "
+                "held out for val/test, so at least one more is needed for training")
+    return None
+
+
+def flight_split(cfg: Any, split: str) -> Dataset:  # type: ignore[type-arg]
+    """``train``: every flight but the last ``holdout_flights`` (by name), augmented per access when
+    ``task.augment``; ``val`` and ``test``: the held-out flights (for calibration and parity feeds: the
+    task's metric flies the simulator in closed loop, which recorded flights cannot replay)."""
+    logs = cfg.logs
+    names = sorted(p.name for p in Path(cfg.root).iterdir() if p.is_dir())
+    chosen = names[:-logs.holdout_flights] if split == "train" else names[-logs.holdout_flights:]
+    ds = FlightLogs(cfg.root, cfg.image_size, columns=logs.columns, frame_column=logs.frame_column,
+                    scale=logs.scale, flights=chosen)
+    return _Augmented(ds, cfg.salt_pepper) if split == "train" and cfg.augment else ds
+
+
+class _Augmented(Dataset):  # type: ignore[type-arg]
+    """Photometric augmentation drawn per access (as the simulated train split has)."""
+
+    def __init__(self, base: FlightLogs, salt_pepper: float) -> None:
+        self.base, self.salt_pepper = base, salt_pepper
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from edgekd.tasks.drone.augment import augment
+
+        item = self.base[i]
+        return {**item, "image": augment(item["image"], self.salt_pepper)}

@@ -114,9 +114,14 @@ class DroneTask(TaskBase):
         return IOSpec(inputs=(TensorSpec("image", ("batch", 3, n, n), "float32", 0.0, 1.0),),
                       outputs=(TensorSpec("command", ("batch", 3), "float32", -1.0, 1.0),))
 
-    def dataset(self, split: str) -> DroneFrames:
-        fs = self.frames(split)
+    def dataset(self, split: str) -> Dataset:  # type: ignore[type-arg]
         c = self.config
+        if c.source == "flight_logs":  # recorded flights at task.root
+            from edgekd.tasks.drone.datasets import flight_split
+
+            self._check(split)
+            return flight_split(c, split)
+        fs = self.frames(split)
         if split != "train":
             return DroneFrames(fs, fs.commands, np.ones(len(fs)), None)
         rng = np.random.default_rng([self.seed, 7_727])

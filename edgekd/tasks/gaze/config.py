@@ -8,6 +8,7 @@ of the channels.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -57,6 +58,10 @@ class GazeMAEConfig(Strict):
 
 class GazeTaskConfig(TaskConfigBase):
     kind: Literal["gaze"] = "gaze"
+    source: Literal["synth", "mpiigaze", "ethxgaze", "openeds2020", "aria"] = Field(
+        "synth", description="synth = the offline near-eye generator; the others read a real dataset at root "
+        "(edgekd.tasks.gaze.loaders.real: wearer-disjoint splits, images resized to height x width)")
+    root: Path | None = Field(None, description="dataset folder for a real source (its layout is checked at load)")
     height: int = Field(64, ge=16)
     width: int = Field(96, ge=16)
     train_size: int = Field(6000, ge=8, description="training images (spread evenly over the train wearers)")
@@ -82,3 +87,15 @@ class GazeTaskConfig(TaskConfigBase):
         "(GazeGen uses 15 in the generalised phase); 0 = natural distribution")
     model: GazeModelConfig = Field(default_factory=GazeModelConfig)
     mae: GazeMAEConfig = Field(default_factory=GazeMAEConfig)
+
+    @model_validator(mode="after")
+    def _real_data_root(self) -> GazeTaskConfig:
+        from edgekd.tasks.gaze.loaders.real import layout_problem
+
+        problem = layout_problem(self.source, self.root)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.source == "synth" and self.root is not None:
+            raise ValueError(f"task.root={str(self.root)!r} is set but task.source is 'synth', which reads no "
+                             "folder; set task.source (mpiigaze, ethxgaze, openeds2020, aria) or remove task.root")
+        return self

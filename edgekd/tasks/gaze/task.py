@@ -93,6 +93,10 @@ def split_arrays(cfg: GazeTaskConfig, split: str, seed: int) -> synth.GazeArrays
 
 
 def _generate_split(cfg: GazeTaskConfig, split: str, seed: int) -> synth.GazeArrays:
+    if cfg.source != "synth":  # a real dataset at task.root
+        from edgekd.tasks.gaze.loaders.real import real_split
+
+        return real_split(cfg, split, seed)
     if split == "train" and cfg.balance_clusters > 0:
         wearers = synth.split_wearers(cfg, "train")
         ids = wearers[np.arange(cfg.train_size) % len(wearers)]
