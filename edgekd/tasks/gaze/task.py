@@ -135,6 +135,9 @@ class GazeTask(TaskBase):
             k_str = split.removeprefix("test_wearer_")
             if k_str.isdigit() and int(k_str) < self.config.test_wearers:
                 test = split_arrays(self.config, "test", self.seed)
+                if self.config.source != "synth":  # real wearers: the k-th id of the test split
+                    ids = np.unique(test.wearer)
+                    return subset(test, test.wearer == ids[min(int(k_str), len(ids) - 1)])
                 return subset(test, test.wearer == synth.WEARER_BASE["test"] + int(k_str))
         raise UnknownNameError("gaze split", split, self.splits(),
                                hint="use train, val, test or test_wearer_<k> with k < task.test_wearers")

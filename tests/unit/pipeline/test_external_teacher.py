@@ -65,7 +65,7 @@ def test_onnx_teacher_is_run_scored_and_recorded(tmp_path: Path) -> None:
     assert info["params"] == param_count(teacher) == 117
     assert not task.built_teacher  # the task's own teacher architecture is not built
     x = torch.rand(2, 3, 8, 8)
-    (out,) = model_predict(teacher, task)({"image": x.numpy()})
+    (out,) = model_predict(teacher, task.io_spec())({"image": x.numpy()})
     torch.testing.assert_close(torch.from_numpy(out), net(x).detach(), atol=1e-5, rtol=1e-4)
 
 
