@@ -92,9 +92,9 @@ def out_file(flag: str, path: Path, *, inputs: Iterable[Path | None] = (), run_f
     if path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is a folder; a file path is expected",
                           hint=f"e.g. {flag} {path / 'out.json'}")
-    _not_an_input(flag, path, inputs)
     if run_folders:
         _not_a_run_folder(flag, path)
+    _not_an_input(flag, path, inputs)
     _writable(flag, path)
 
 
@@ -103,9 +103,9 @@ def out_dir(flag: str, path: Path, *, inputs: Iterable[Path | None] = (), run_fo
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is an existing file; a folder is expected",
                           hint=f"choose a folder path, e.g. {flag} {path.with_suffix('')}_out")
-    _not_an_input(flag, path, inputs)
     if run_folders:
         _not_a_run_folder(flag, path)
+    _not_an_input(flag, path, inputs)
     _writable(flag, path)
 
 
