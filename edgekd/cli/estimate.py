@@ -99,8 +99,6 @@ def register(app: typer.Typer) -> None:
         from edgekd.profile.calibrate import calibrate_samples, samples_from_reports, save_calibration
         from edgekd.profile.estimate import Machine
 
-        for r in reports:
-            c.in_file("REPORTS", r, what="profile report file")
         c.out_file("--out", out, inputs=list(reports))
         dev_name = None
         if device is not None:
