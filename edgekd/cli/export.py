@@ -111,9 +111,9 @@ def _check_flags(source: Path, fmt: str, out: Path, *, precision: str | None, op
             if v is not None:
                 raise ConfigError(f"{flag} {v} applies to run folders (the model is exported from torch); SOURCE "
                                   f"{str(source)!r} is already ONNX", hint=f"drop {flag}")
-    else:
-        check_run_weights(source, weights)
     _check_out(source, fmt, out, calib)
+    if source.is_dir():
+        check_run_weights(source, weights)
 
 
 def _check_out(source: Path, fmt: str, out: Path, calib: Path | None) -> None:
@@ -145,9 +145,12 @@ def check_run_weights(run: Path, weights: str | None) -> None:
         arts = json.loads(manifest.read_text(encoding="utf-8")).get("artifacts") or []
     except (OSError, ValueError, AttributeError):
         return  # not a run folder, or a broken manifest: the loader says so with its fix
+    if weights is not None and not (run / weights).is_file():
+        raise ConfigError(f"--weights {weights!r}: no such file in {str(run)!r}",
+                          hint="pass a weights file the run wrote, e.g. --weights " + RUN_WEIGHTS[0])
     name = weights or next((w for w in RUN_WEIGHTS if (run / w).is_file()), None)
-    if name is None or not (run / name).is_file():
-        return  # the loader names the missing file
+    if name is None:
+        return  # the loader says which weights it looked for
     if not arts:
         from edgekd.cli._common import err_console
 

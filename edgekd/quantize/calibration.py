@@ -82,6 +82,9 @@ def model_inputs(model: str | Path) -> list[ModelInput]:
     except Exception as exc:  # noqa: BLE001  (protobuf raises DecodeError, RuntimeWarning, ValueError...)
         raise ConfigError(f"MODEL {str(model)!r} is not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})",
                           hint="pass a .onnx file exported by a framework") from None
+    if not m.graph.node or not m.graph.input:  # protobuf reads an empty or foreign file as an empty model
+        raise ConfigError(f"MODEL {str(model)!r} is not an ONNX model (no graph nodes or inputs)",
+                          hint="pass a .onnx file exported by a framework")
     inits = {i.name for i in m.graph.initializer}
     out = []
     for vi in m.graph.input:
@@ -200,9 +203,13 @@ def image_feeds(folder: str | Path, *, input_name: str, size: tuple[int, int], m
         files = files[:limit]
     buf: list[np.ndarray] = []
     for path in files:
-        with Image.open(path) as src:
-            im = src.convert("L" if grayscale else "RGB").resize((w, h), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32).reshape(h, w, channels)
+        try:
+            with Image.open(path) as src:
+                im = src.convert("L" if grayscale else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+                arr = np.asarray(im, dtype=np.float32).reshape(h, w, channels)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+            raise ConfigError(f"--calib image {str(path)!r} cannot be read ({type(exc).__name__}: {str(exc)[:160]})",
+                              hint="remove it from the calibration folder or replace it with a valid image") from None
         arr = (arr * scale - m) / s
         buf.append(arr.transpose(2, 0, 1) if layout == "nchw" else arr)
         if len(buf) == batch:
