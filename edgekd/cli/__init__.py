@@ -11,12 +11,14 @@ usage errors) and does not install the ``click`` package.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 app = typer.Typer(
     name="edgekd",
@@ -62,12 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     _state["debug"] = False
     try:
         # With standalone_mode=False the parser raises usage errors and returns a typer.Exit's code.
-        rc = app(args=argv, prog_name="edgekd", standalone_mode=False)
+        rc = _command().main(args=argv, prog_name="edgekd", standalone_mode=False)
     except BaseException as exc:  # noqa: BLE001  (the one place every outcome becomes an exit code)
         if isinstance(exc, SystemExit):
             return system_exit_code(exc)
         return exit_code_for(exc, debug=_state["debug"])
     return int(rc) if isinstance(rc, int) else 0
+
+
+@functools.cache
+def _command() -> Any:
+    """The parser typer builds from ``app`` (built once: it walks every command's signature)."""
+    return typer.main.get_command(app)
 
 
 def _entry() -> None:  # pragma: no cover
