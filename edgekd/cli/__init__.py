@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, SystemExit):
             return system_exit_code(exc)
         return exit_code_for(exc, debug=_state["debug"])
+    if rc == 130:  # typer turns Ctrl-C into Exit(130) silently
+        print("interrupted", file=sys.stderr)
     return int(rc) if isinstance(rc, int) else 0
 
 

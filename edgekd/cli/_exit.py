@@ -137,8 +137,9 @@ def system_exit_code(exc: SystemExit) -> int:
     code = exc.code
     if code is None or code == 0:
         return 0
-    if code == 1 and _stdout_is_devnull():
-        return 141
+    ctx = exc.__context__
+    if code == 1 and (_stdout_is_devnull() or (isinstance(ctx, OSError) and ctx.errno == errno.EPIPE)):
+        return 141  # typer, too, exits 1 on a broken pipe
     if isinstance(code, int) and code != 1:
         return code
     _say(f"internal error: a library exited with {code!r}; re-run with --debug or EDGEKD_DEBUG=1 and report it")
