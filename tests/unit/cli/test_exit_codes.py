@@ -111,3 +111,37 @@ def test_messages_with_brackets_are_not_markup(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(doctor, "run_doctor", _raise(ConfigError("--out '[/x]' [bold]: bad")))
     assert main(["doctor"]) == 2
     assert "[/x]" in capsys.readouterr().err
+
+
+def test_cli_works_without_the_click_package() -> None:
+    """Typer >= 0.29 vendors click and does not install it (issue 20: `import click` crashed every usage error in
+    an environment built from pyproject.toml). Simulated here by making `import click` fail."""
+    import subprocess
+    import sys
+
+    import edgekd
+
+    code = ("import sys; sys.modules['click'] = None\n"
+            "from edgekd.cli import main\n"
+            "sys.exit(main(['nosuchcmd']) * 10 + main(['--version']))")
+    env = {"PYTHONPATH": str(Path(edgekd.__file__).parents[1]), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 20, res.stdout + res.stderr  # 2 for the usage error, 0 for --version
+    assert "Traceback" not in res.stderr
+    import re
+
+    src = Path(edgekd.__file__).parent
+    imports_click = re.compile(r"^\s*(import click|from click)\b", re.MULTILINE)
+    assert not [p for p in src.rglob("*.py") if imports_click.search(p.read_text(encoding="utf-8"))]
+
+
+def test_typer_is_declared_with_an_upper_bound() -> None:
+    import re
+
+    import edgekd
+
+    pyproject = Path(edgekd.__file__).parents[1] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("an installed edgekd without its pyproject.toml")
+    m = re.search(r'"typer([^"]*)"', pyproject.read_text(encoding="utf-8"))
+    assert m and ">=0.29" in m.group(1) and "<" in m.group(1).replace("<=", ""), m
