@@ -1,8 +1,9 @@
 """The one error hierarchy of edgekd.
 
 Every error a user can cause or meet derives from :class:`EdgekdError`. The CLI maps
-each class to an exit code (0 pass, 1 gate failed, 2 bad input or environment,
-3 inconclusive, 4 invalid measurement) and prints the message, never a traceback.
+each class to an exit code (0 pass, 1 only a judged FAIL, 2 bad input or environment,
+3 inconclusive, 4 invalid measurement) and prints the message, never a traceback. Anything
+else that escapes is a bug: the CLI exits ``EXIT_INTERNAL`` (70), never 1.
 
 A message names the field or flag, the value, what is allowed, and the fix.
 """
@@ -17,6 +18,10 @@ EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INCONCLUSIVE = 3
 EXIT_INVALID = 4
+# An unexpected exception (a bug in edgekd): its own code, so CI never reads it as a judged FAIL (1).
+# 70 is EX_SOFTWARE of sysexits.h.
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
 
 class EdgekdError(Exception):

@@ -95,5 +95,7 @@ def parse_input_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
             raise ConfigError(f"--input {item!r}: dimensions must be integers separated by 'x'") from None
         if any(d <= 0 for d in shape):
             raise ConfigError(f"--input {item!r}: dimensions must be positive")
+        if name.strip() in shapes:  # the last one winning silently would measure a shape nobody meant
+            raise ConfigError(f"--input {name.strip()!r} is given twice", hint="give each input's shape once")
         shapes[name.strip()] = shape
     return shapes

@@ -23,8 +23,13 @@ def print_error(exc: BaseException) -> None:
 
     msg = str(exc)
     kind = type(exc).__name__ if isinstance(exc, EdgekdError) else "error"
-    err_console.print(f"[bold red]{kind}:[/] {msg}", markup=True, highlight=False) if sys.stderr.isatty() \
-        else print(f"{kind}: {msg}", file=sys.stderr)
+    if sys.stderr.isatty():
+        from rich.markup import escape
+
+        # The message may quote user paths/values with brackets: escape them, never parse them as markup.
+        err_console.print(f"[bold red]{kind}:[/] {escape(msg)}", markup=True, highlight=False)
+    else:
+        print(f"{kind}: {msg}", file=sys.stderr)
 
 
 def install_run_loader(*paths: Path | str | None) -> None:

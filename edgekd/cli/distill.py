@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
         r = load_recipe(recipe, overrides=set_ or [], preset=preset)  # validated before anything heavy
         dev = _torch_device(device)
         out_dir = out or Path("runs") / r.name / "distill"
+        from edgekd.cli._checks import out_dir as check_out_dir
+
+        check_out_dir("--out", out_dir, run_folders=False)  # its own folder, inside a run's by default
         res = _train(r, dev, out_dir, resume=resume, progress=not no_progress and sys.stdout.isatty())
         if res is None:
             return  # under torchrun only rank 0 writes and reports

@@ -27,11 +27,16 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 done, 2 bad input (missing file, not an ONNX model, shape that does not fit, unknown
         device, bad calibration file)."""
+        from edgekd.cli import _checks as c
         from edgekd.cli._common import console
         from edgekd.errors import ConfigError
         from edgekd.iospec import parse_input_shapes
         from edgekd.profile.estimate import Machine, estimate
 
+        c.in_file("ARTIFACT", artifact, what="model file")
+        c.in_file("--calibration", calibration, what="calibration JSON file")
+        if out is not None:
+            c.out_file("--out", out, inputs=[artifact, calibration])
         shapes = parse_input_shapes(list(inputs or ()))
         dev_name = None
         machine = None
@@ -88,11 +93,13 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 done, 2 bad input (missing or malformed report, artifact not found or changed, invalid
         runs without --allow-invalid, mixed runtime settings)."""
+        from edgekd.cli import _checks as c
         from edgekd.cli._common import console
         from edgekd.config.device import Characteristics
         from edgekd.profile.calibrate import calibrate_samples, samples_from_reports, save_calibration
         from edgekd.profile.estimate import Machine
 
+        c.out_file("--out", out, inputs=list(reports))
         dev_name = None
         if device is not None:
             from edgekd.config.device import load_device

@@ -29,12 +29,20 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train only the last-stage adapters of CHECKPOINT on the wearer's images; write the adapted
         weights and ONNX. Exit codes: 0 written, 2 bad input."""
+        from edgekd.cli import _checks as c
         from edgekd.cli._common import console
         from edgekd.errors import ConfigError
         from edgekd.tasks.gaze.personalize import PersonalizeConfig, personalize_folder
 
-        if lr <= 0:
-            raise ConfigError(f"--lr {lr}: must be > 0", hint="try --lr 3e-3")
+        c.finite("--lr", lr, above=0, example="3e-3")
+        if not 0 <= seed < 2**32:
+            raise ConfigError(f"--seed {seed}: must be in 0..{2**32 - 1}", hint="e.g. --seed 0")
+        c.one_of("--exporter", exporter, ("auto", "dynamo", "torchscript"))
+        c.at_least("--opset", opset, 7, example="17")
+        c.in_file("--labels", labels, what="CSV file")
+        if not images.is_dir():
+            raise ConfigError(f"--images {str(images)!r}: not a folder", hint="give the folder of the wearer's images")
+        c.out_dir("--out", out, inputs=[checkpoint, images, labels])
         res = personalize_folder(checkpoint, images, labels, out,
                                  cfg=PersonalizeConfig(steps=steps, lr=lr, seed=seed), export=not no_onnx,
                                  exporter=exporter, opset=opset)

@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
         r = load_recipe(recipe, overrides=set_ or [], preset=preset)
         d = load_device(device)
         out_dir = out or Path("runs") / r.name
+        from edgekd.cli._checks import out_dir as check_out_dir
+
+        check_out_dir("--out", out_dir, run_folders=False)  # a re-run replaces a run folder: allowed
         from edgekd.pipeline import run_pipeline
 
         show = not no_progress and sys.stdout.isatty()

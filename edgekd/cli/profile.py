@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("profile")
@@ -41,43 +43,79 @@ def register(app: typer.Typer) -> None:
         identity: Annotated[Path | None, typer.Option("--identity", help="SSH private key file")] = None,
         remote_edgekd: Annotated[str, typer.Option("--remote-edgekd", help="edgekd command on the board")] = "edgekd",
         fail_invalid: Annotated[bool, typer.Option("--fail-invalid", help="exit 4 when the run is invalid "
-                                                   "(throttling, clock drift, too few samples)")] = False,
+                                                   "(throttling, clock drift, too few samples), 3 when it was "
+                                                   "contended (more runnable threads than CPUs)")] = False,
         no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
     ) -> None:
         """Measure latency: load and first inference apart, warm-up, interleavable sessions; p50..p99, a 99%
         upper bound on p90, session medians; device fingerprint and sensors; raw samples with SHA-256.
 
         Exit codes: 0 done, 2 bad input or environment (missing file, not a model, runtime missing, shape that
-        does not fit, unreachable host, unknown host key), 4 invalid run with --fail-invalid."""
-        from edgekd.cli._common import console, install_run_loader
+        does not fit, unreachable host, unknown host key), 4 invalid run with --fail-invalid, 3 a valid run on a
+        contended machine with --fail-invalid. A dynamic batch dim without --input is profiled at batch 1."""
+        from edgekd.cli._common import console, err_console, install_run_loader
         from edgekd.profile.local import LocalProfileRequest
-        from edgekd.profile.report import InvalidRunError
 
+        out_path = out or Path(f"{artifact.stem}.profile.json")
+        _check_flags(artifact, out_path, precision=precision, threads=threads, sessions=sessions,
+                     iterations=iterations, warmup_s=warmup_s, warmup_iters=warmup_iters,
+                     min_duration_s=min_duration_s, identity=identity)
         install_run_loader(artifact)
         req = LocalProfileRequest(artifact=artifact, runtime=runtime, device=device, precision=precision,
                                   threads=threads, inputs=tuple(inputs or ()), sessions=sessions,
                                   iterations=iterations, warmup_s=warmup_s, warmup_iters=warmup_iters,
                                   min_duration_s=min_duration_s, layers=layers, provider=provider)
-        out_path = out or Path(f"{artifact.stem}.profile.json")
         if hosts:
             from edgekd.profile.remote import RemoteOptions, profile_hosts
 
             results = profile_hosts(hosts, req, out_path, RemoteOptions(
                 known_hosts=known_hosts, identity=identity, edgekd=remote_edgekd, plots=plots, markdown=markdown))
-            invalid = False
+            reps = []
             for host, rep, path in results:
                 _summary(console, rep, f"{host}: {path}")
-                invalid |= not rep.valid
+                reps.append(rep)
         else:
             from edgekd.profile.local import profile_file
 
-            rep = profile_file(req, progress=not no_progress)
+            notes: list[str] = []
+            rep = profile_file(req, progress=not no_progress, notes=notes)
+            for note in notes:
+                err_console.print(f"note: {note}", highlight=False, markup=False)
             rep.save(out_path, markdown=markdown, plots=plots)
             _summary(console, rep, str(out_path))
-            invalid = not rep.valid
-        if invalid and fail_invalid:
-            raise InvalidRunError("--fail-invalid: the run is invalid (see the reasons above)",
-                                  hint="fix the cause (cooling, power, clocks) and profile again")
+            reps = [rep]
+        if fail_invalid:
+            _fail_invalid(reps)
+
+
+def _check_flags(artifact: Path, out: Path, *, precision: str, threads: int | None, sessions: int, iterations: int,
+                 warmup_s: float, warmup_iters: int, min_duration_s: float, identity: Path | None) -> None:
+    """Every flag checked before a model is loaded; each error names the flag."""
+    from edgekd.cli import _checks as c
+
+    c.one_of("--precision", precision, PRECISIONS)
+    c.at_least("--threads", threads, 1, example="1")
+    c.at_least("--sessions", sessions, 1, example="5")
+    c.at_least("--iterations", iterations, 1, example="100")
+    c.at_least("--warmup-iters", warmup_iters, 0, example="10")
+    c.finite("--warmup-s", warmup_s, minimum=0, example="0.5")
+    c.finite("--min-duration-s", min_duration_s, minimum=0, example="1")
+    c.in_file("--identity", identity, what="private key file")
+    c.out_file("--out", out, inputs=[artifact])
+
+
+def _fail_invalid(reps: list[object]) -> None:
+    """--fail-invalid: exit 4 for an invalid run, 3 for a valid but contended one (its latencies are inflated
+    by other work on the machine: inconclusive, not a measurement of the model)."""
+    from edgekd.errors import GateInconclusive
+    from edgekd.profile.report import InvalidRunError
+
+    if any(not r.valid for r in reps):  # type: ignore[attr-defined]
+        raise InvalidRunError("--fail-invalid: the run is invalid (see the reasons above)",
+                              hint="fix the cause (cooling, power, clocks) and profile again")
+    if any(r.data["results"].get("contended") for r in reps):  # type: ignore[attr-defined]
+        raise GateInconclusive("--fail-invalid: the run was contended (more runnable threads than CPUs): its "
+                               "latencies include waiting for a CPU", hint="stop other jobs and profile again")
 
 
 def _summary(console: object, rep: object, where: str) -> None:
@@ -97,4 +135,10 @@ def _summary(console: object, rep: object, where: str) -> None:
                "CPU(s) during the run", highlight=False, markup=False)
     if not rep.valid:  # type: ignore[attr-defined]
         print_("INVALID run: " + "; ".join(rep.invalid_reasons), highlight=False, markup=False)  # type: ignore[attr-defined]
+    elif res.get("contended"):
+        # Never a silent VALID: other work shared the CPUs, so the latencies are an upper bound at best.
+        print_("VALID but CONTENDED: latencies include waiting for a CPU; profile again on an idle machine "
+               "(--fail-invalid exits 3 on this)", highlight=False, markup=False)
+    else:
+        print_("VALID run", highlight=False, markup=False)
     print_(f"wrote {where}", highlight=False, markup=False)

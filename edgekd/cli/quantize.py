@@ -45,14 +45,32 @@ def register(app: typer.Typer) -> None:
         of thresholded maps for probability maps).
 
         Exit codes: 0 written, 2 bad input or environment."""
+        from edgekd.cli import _checks as c
         from edgekd.cli._common import console, err_console
+        from edgekd.errors import ConfigError
         from edgekd.iospec import parse_input_shapes
         from edgekd.quantize.compare import format_agreement
-        from edgekd.quantize.external import parse_hw, quantize_external
+        from edgekd.quantize.external import PRECISIONS, RUNTIMES, parse_hw, quantize_external
 
+        c.one_of("--runtime", runtime, RUNTIMES)
+        c.one_of("--precision", precision, PRECISIONS)
+        c.one_of("--method", method, ("minmax", "entropy", "percentile"))
+        c.one_of("--calib-layout", calib_layout, ("nchw", "nhwc"))
+        c.at_least("--calib-count", calib_count, 1, example="32")
+        c.at_least("--threads", threads, 1, example="1")
+        c.finite("--min-sqnr", min_sqnr, example="30")
+        for flag, values in (("--mean", mean or []), ("--std", std or [])):
+            for v in values:
+                c.finite(flag, v, example="0.5")
+        if any(v == 0 for v in std or []):
+            raise ConfigError("--std 0: must be non-zero (inputs are divided by it)", hint="e.g. --std 0.25")
+        c.in_file("MODEL", model, what="model file")
+        c.out_file("--out", out, inputs=[model, calib])
+        if out.suffix == ".xml":
+            c.out_file("--out (its weights)", out.with_suffix(".bin"), inputs=[model, calib])
         shapes = parse_input_shapes(input_ or [])
         size = parse_hw(calib_size)
-        if calib is None and precision != "fp16":
+        if calib is None and precision == "int8":
             err_console.print("WARNING: no --calib given: calibrating on RANDOM data. Activation ranges will not "
                               "match real inputs and the accuracy of the quantized model is UNKNOWN.",
                               style="bold yellow", highlight=False)

@@ -78,7 +78,32 @@ class BuildPlan:
             raise ConfigError(f"{p}: incomplete build plan ({exc})") from None
         if plan.precision not in PRECISIONS:
             raise ConfigError(f"{p}: precision {plan.precision!r}; allowed {list(PRECISIONS)}")
+        for name in _FILE_FIELDS:
+            _check_contained(p, name, getattr(plan, name), optional=name in _OPTIONAL_FILE_FIELDS)
+        if not isinstance(plan.onnx_sha256, str):
+            raise ConfigError(f"{p}: onnx_sha256 must be a string")
+        if isinstance(plan.workspace_mb, bool) or not isinstance(plan.workspace_mb, int) or plan.workspace_mb < 1:
+            raise ConfigError(f"{p}: workspace_mb {plan.workspace_mb!r}: a positive integer expected")
+        if not isinstance(plan.profiles, list):
+            raise ConfigError(f"{p}: profiles must be a list")
         return plan
+
+
+# The plan's file names: each must name a file in the plan's own folder (a plan comes from another machine).
+_FILE_FIELDS = ("onnx", "engine", "timing_cache", "calibration_cache", "calibration_data", "parity_feeds")
+_OPTIONAL_FILE_FIELDS = ("calibration_cache", "calibration_data", "parity_feeds")
+
+
+def _check_contained(plan_path: Path, field_name: str, value: Any, *, optional: bool) -> None:
+    """A plain file name: no folder part, not absolute, not '..'; so joining it onto the plan's folder can
+    neither read nor write outside that folder."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value \
+            or "\x00" in value or Path(value).name != value:
+        raise ConfigError(f"{plan_path}: {field_name} {value!r} must be a plain file name in the plan's folder "
+                          "(no folders, no '..', not absolute)",
+                          hint="re-create the plan with `edgekd export MODEL --format tensorrt --out DIR`")
 
 
 def profile_shapes(inputs: Sequence[Any], *, shapes: Mapping[str, Sequence[int]] | None = None,

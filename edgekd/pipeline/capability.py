@@ -30,7 +30,7 @@ def check_capabilities(recipe: RecipeBase, device: DeviceConfig) -> list[str]:
             # an export format is an extra artifact, not what the run is judged on: skip it, say how to get it
             warnings.append("export.formats includes 'openvino' but the openvino extra is not installed: skipping "
                             "the OpenVINO IR (pip install 'edgekd[openvino]', then `edgekd export RUN_DIR --format "
-                            "openvino`)")
+                            "openvino --out RUN_DIR-openvino`)")
         if fmt == "tensorrt" and not _cuda_available():
             warnings.append("export.formats includes 'tensorrt' but this host has no CUDA GPU: writing the ONNX "
                             "model and a build plan; run `edgekd build-engine` on the target to build the engine")

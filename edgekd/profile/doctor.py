@@ -2,7 +2,7 @@
 
 Statuses: ``ok``, ``warn`` (works, but measurements may suffer), ``fail`` (edgekd cannot do its job or the
 board is not the chosen device), ``not present`` (the platform has no such thing: a Jetson check on a
-desktop). Ready = no ``fail``.
+desktop). Ready = no ``fail``; a machine busy with other work (more runnable threads than CPUs) is not ready.
 """
 
 from __future__ import annotations
@@ -177,6 +177,41 @@ def check_memory(fp: dict[str, Any]) -> Finding:
                    "" if st == OK else "close other programs; profile with fewer targets at once")
 
 
+def sample_runnable(n: int = 10, interval_s: float = 0.1) -> list[int]:
+    """``procs_running`` sampled ``n`` times over about a second (empty off Linux)."""
+    import time
+
+    from edgekd.profile.sensors import procs_running
+
+    out = []
+    for _ in range(n):
+        r = procs_running()
+        if r is None:
+            return []
+        out.append(r)
+        time.sleep(interval_s)
+    return out
+
+
+def check_load(running: list[int], cpus: int) -> Finding:
+    """Other work on the CPUs: more runnable threads than CPUs means every timed loop waits for a CPU, so a
+    measurement now would be contended (the profiler flags such runs): not ready."""
+    if not running:
+        return Finding("cpu load", ABSENT, "no /proc/stat: runnable threads cannot be counted here")
+    from edgekd.profile.sensors import contention_summary
+
+    c = contention_summary(running, cpus)
+    detail = (f"{c['runnable_threads_mean']:.1f} runnable threads on average (max {c['runnable_threads_max']}) "
+              f"for {cpus} CPU(s)")
+    if c["contended"]:
+        return Finding("cpu load", FAIL, detail + ": measurements now would be contended",
+                       "stop other jobs (see `top`), then run `edgekd doctor` again")
+    if c["runnable_threads_mean"] > cpus / 2:
+        return Finding("cpu load", WARN, detail + ": other work may disturb measurements",
+                       "profile when the machine is idle")
+    return Finding("cpu load", OK, detail)
+
+
 def check_board(fp: dict[str, Any], device: Any) -> Finding:
     f = device.fingerprint
     problems = []
@@ -219,6 +254,9 @@ def run_doctor(device_name: str | None = None) -> tuple[bool, list[Finding]]:
     findings += check_pi()
     findings += check_gpu(fp, need_gpu=bool(device and device.family in ("gpu", "jetson")))
     findings.append(check_memory(fp))
+    from edgekd.profile.sensors import usable_cpus
+
+    findings.append(check_load(sample_runnable(), usable_cpus()))
     tz = thermal_zones()
     findings.append(Finding("thermal sensors", OK if tz else ABSENT,
                             f"{len(tz)} thermal zones" if tz else "no /sys/class/thermal zones: throttling by "

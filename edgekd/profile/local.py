@@ -59,8 +59,10 @@ def check_artifact(artifact: Path, runtime: str) -> None:
 
 
 def build_feeds(specs: Sequence[Any], shapes: Mapping[str, tuple[int, ...]], artifact: str,
-                seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs of the model's dtypes; dynamic dims must come from ``shapes`` (--input)."""
+                seed: int = 0, notes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Random inputs of the model's dtypes; dynamic dims come from ``shapes`` (--input), except a dynamic
+    batch (the first dim, the only dynamic one): it defaults to 1, said in ``notes`` (the models edgekd
+    exports have one, and latency at batch 1 is what an edge device serves)."""
     names = [s.name for s in specs]
     unknown = sorted(set(shapes) - set(names))
     if unknown:
@@ -84,6 +86,11 @@ def build_feeds(specs: Sequence[Any], shapes: Mapping[str, tuple[int, ...]], art
                                 f"{dims[bad[0]]} (the model's dims are {dims})")
                 continue
             shape = tuple(want)
+        elif dynamic == [0] and len(dims) > 1:
+            shape = (1, *(int(d) for d in dims[1:]))
+            if notes is not None:
+                notes.append(f"input {s.name!r}: dynamic batch dim {dims[0]!r} set to 1 (give --input "
+                             f"{s.name}={'x'.join(map(str, shape))} to choose)")
         elif dynamic:
             example = "x".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims)
             problems.append(f"input {s.name!r} has dynamic dims {[dims[i] for i in dynamic]} (shape {dims}): "
@@ -120,8 +127,9 @@ class LocalProfileRequest:
     provider: str | None = None
 
 
-def profile_file(req: LocalProfileRequest, *, progress: bool = True) -> Any:
-    """Validate, profile (and optionally run the per-layer pass); returns the ProfileReport (unsaved)."""
+def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list[str] | None = None) -> Any:
+    """Validate, profile (and optionally run the per-layer pass); returns the ProfileReport (unsaved).
+    What was assumed (a dynamic batch set to 1) is appended to ``notes``."""
     from edgekd.iospec import parse_input_shapes
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, load_session, profile_artifacts
 
@@ -150,7 +158,7 @@ def profile_file(req: LocalProfileRequest, *, progress: bool = True) -> Any:
     probe = ProfileTarget(artifact, runtime, opts, {})
     # A first load only to read the input specs; the profiler loads again and times that load.
     specs = list(load_session(probe).inputs)
-    feeds = build_feeds(specs, shapes, str(artifact))
+    feeds = build_feeds(specs, shapes, str(artifact), notes=notes)
     [rep] = profile_artifacts([ProfileTarget(artifact, runtime, opts, feeds)], cfg, progress=progress)
     rep.data["device_profile"] = dev_name
     if req.layers:

@@ -52,6 +52,12 @@ class MeasureConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        for name in ("warmup_s", "min_duration_s", "noisy_cv", "sensor_interval_s", "drift_threshold"):
+            v = getattr(self, name)
+            if isinstance(v, float) and not math.isfinite(v):
+                problems.append(f"{name}={v!r}: must be a finite number")
+        if problems:
+            raise ConfigError("invalid measurement settings", problems, hint="e.g. --warmup-s 0.5 --min-duration-s 1")
         for name, lo in (("warmup_s", 0), ("warmup_iters", 0), ("min_duration_s", 0), ("noisy_cv", 0),
                          ("drift_threshold", 0)):
             if getattr(self, name) < lo:

@@ -71,9 +71,12 @@ def connect(spec: HostSpec, opts: RemoteOptions) -> Any:
         raise RemoteError(f"--known-hosts {str(kh)!r}: no such file; host keys must be verified",
                           hint=f"after checking the board's key fingerprint, run: ssh-keyscan -p {spec.port} "
                           f"{spec.host} >> {kh}")
+    if opts.identity is not None and not Path(opts.identity).expanduser().is_file():
+        raise RemoteError(f"--identity {str(opts.identity)!r}: no such file",
+                          hint="pass the path of the SSH private key for the board (e.g. ~/.ssh/id_ed25519)")
     client = pk.SSHClient()
-    client.load_host_keys(str(kh))
-    client.set_missing_host_key_policy(pk.RejectPolicy())  # never auto-accept an unknown key
+    revoked = load_known_hosts(client.get_host_keys(), kh)
+    client.set_missing_host_key_policy(_reject_policy(pk, revoked, kh))  # never auto-accept an unknown key
     try:
         client.connect(spec.host, port=spec.port, username=spec.user,
                        key_filename=str(opts.identity) if opts.identity else None,
@@ -91,6 +94,9 @@ def connect(spec: HostSpec, opts: RemoteOptions) -> Any:
                           hint="pass --identity KEY or load the key into ssh-agent") from None
     except pk.SSHException as exc:
         client.close()
+        if "REVOKED" in str(exc):
+            raise RemoteError(f"--host {spec}: {exc}; refusing to connect",
+                              hint="a revoked key must not be trusted: ask the board's owner for its new key") from None
         if "not found in known_hosts" in str(exc) or "known_hosts" in str(exc):
             raise RemoteError(f"--host {spec}: its host key is not in {kh}; unknown keys are never accepted",
                               hint=f"verify the key fingerprint on the board, then: ssh-keyscan -p {spec.port} "
@@ -101,6 +107,56 @@ def connect(spec: HostSpec, opts: RemoteOptions) -> Any:
         raise RemoteError(f"--host {spec}: unreachable ({type(exc).__name__}: {exc})",
                           hint="check the address, the port and that sshd runs on the board") from None
     return client
+
+
+def load_known_hosts(keys: Any, path: Path) -> set[tuple[str, str]]:
+    """Add ``path``'s plain host-key lines to paramiko ``keys``; return the ``@revoked`` keys (type, base64).
+
+    paramiko's own loader fails on OpenSSH's marker lines. ``@revoked`` keys are never trusted, for any host;
+    ``@cert-authority`` lines are skipped (host certificates are not verified here, so a host known only through
+    a CA is an unknown host and refused). Lines paramiko cannot read (unsupported key types) are skipped, as
+    OpenSSH skips them.
+    """
+    pk = _paramiko()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise RemoteError(f"--known-hosts {str(path)!r}: cannot read it ({exc.strerror})") from None
+    revoked: set[tuple[str, str]] = set()
+    entries = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            fields = line.split()
+            if fields[0] == "@revoked" and len(fields) >= 4:
+                revoked.add((fields[2], fields[3]))
+            continue  # @cert-authority (and unknown markers): not a plain host key
+        try:
+            entry = pk.hostkeys.HostKeyEntry.from_line(line)
+        except Exception:  # noqa: BLE001  (paramiko raises several types for a malformed line)
+            entry = None
+        if entry is not None and entry.key is not None:
+            entries.append(entry)
+    for e in entries:
+        if (e.key.get_name(), e.key.get_base64()) in revoked:
+            continue  # listed, but revoked: not trusted
+        for host in e.hostnames:
+            keys.add(host, e.key.get_name(), e.key)
+    return revoked
+
+
+def _reject_policy(pk: Any, revoked: set[tuple[str, str]], kh: Path) -> Any:
+    """paramiko's RejectPolicy, saying so when the unknown key is one the known_hosts file revokes."""
+
+    class _Reject(pk.RejectPolicy):  # type: ignore[misc]
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            if (key.get_name(), key.get_base64()) in revoked:
+                raise pk.SSHException(f"the host key of {hostname} ({key.get_name()}) is REVOKED in {kh}")
+            super().missing_host_key(client, hostname, key)
+
+    return _Reject()
 
 
 def _exec(client: Any, argv: list[str], spec: HostSpec, timeout: float = 3600.0) -> tuple[int, str, str]:

@@ -77,7 +77,14 @@ def model_inputs(model: str | Path) -> list[ModelInput]:
     """The real inputs of an ONNX model (graph inputs that are not initializers)."""
     import onnx
 
-    m = onnx.load(str(model), load_external_data=False)
+    try:
+        m = onnx.load(str(model), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001  (protobuf raises DecodeError, RuntimeWarning, ValueError...)
+        raise ConfigError(f"MODEL {str(model)!r} is not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})",
+                          hint="pass a .onnx file exported by a framework") from None
+    if not m.graph.node or not m.graph.input:  # protobuf reads an empty or foreign file as an empty model
+        raise ConfigError(f"MODEL {str(model)!r} is not an ONNX model (no graph nodes or inputs)",
+                          hint="pass a .onnx file exported by a framework")
     inits = {i.name for i in m.graph.initializer}
     out = []
     for vi in m.graph.input:
@@ -196,9 +203,13 @@ def image_feeds(folder: str | Path, *, input_name: str, size: tuple[int, int], m
         files = files[:limit]
     buf: list[np.ndarray] = []
     for path in files:
-        with Image.open(path) as src:
-            im = src.convert("L" if grayscale else "RGB").resize((w, h), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32).reshape(h, w, channels)
+        try:
+            with Image.open(path) as src:
+                im = src.convert("L" if grayscale else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+                arr = np.asarray(im, dtype=np.float32).reshape(h, w, channels)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+            raise ConfigError(f"--calib image {str(path)!r} cannot be read ({type(exc).__name__}: {str(exc)[:160]})",
+                              hint="remove it from the calibration folder or replace it with a valid image") from None
         arr = (arr * scale - m) / s
         buf.append(arr.transpose(2, 0, 1) if layout == "nchw" else arr)
         if len(buf) == batch:
@@ -219,22 +230,57 @@ def npy_feeds(folder: str | Path, inputs: Sequence[ModelInput], limit: int | Non
         files = files[:limit]
     by_name = {i.name: i for i in inputs}
     for path in files:
-        if path.suffix == ".npy":
-            if len(inputs) != 1:
-                raise ConfigError(
-                    f"--calib {str(folder)!r}: {path.name} is a .npy file but the model has {len(inputs)} inputs "
-                    f"({[i.name for i in inputs]})", hint="save one .npz per sample with arrays named like the inputs")
-            raw = {inputs[0].name: np.load(path, allow_pickle=False)}
-        else:
-            with np.load(path, allow_pickle=False) as z:
-                raw = {k: z[k] for k in z.files}
+        if path.suffix == ".npy" and len(inputs) != 1:
+            raise ConfigError(
+                f"--calib {str(folder)!r}: {path.name} is a .npy file but the model has {len(inputs)} inputs "
+                f"({[i.name for i in inputs]})", hint="save one .npz per sample with arrays named like the inputs")
+        raw = _load_arrays(path, inputs[0].name)
         feed = {}
         for name, a in raw.items():
             spec = by_name.get(name)
             if spec is not None and a.ndim == len(spec.shape) - 1:
                 a = a[None]
+            if spec is not None:
+                _check_fixed_dims(path, spec, a)
             feed[name] = a.astype(spec.dtype) if spec is not None else a
         yield feed
+
+
+def _load_arrays(path: Path, single_name: str) -> dict[str, np.ndarray]:
+    """The numeric arrays of one .npy/.npz calibration file; anything else is a ConfigError naming it."""
+    import zipfile
+
+    fix = "save numeric arrays with numpy.save / numpy.savez (no pickled objects)"
+    try:
+        if path.suffix == ".npy":
+            raw = {single_name: np.load(path, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                raw = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"--calib file {str(path)!r} is not a readable numeric array ({type(exc).__name__}: "
+                          f"{str(exc)[:160]})", hint=fix) from None
+    for name, a in raw.items():
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
+            raise ConfigError(f"--calib file {str(path)!r}: array {name!r} has dtype {a.dtype}, not a number type",
+                              hint=fix)
+    return raw
+
+
+def _check_fixed_dims(path: Path, spec: ModelInput, a: np.ndarray) -> None:
+    """A calibration array must fit the model's fixed dims (a wrong file fails here, not inside the runtime)."""
+    if a.ndim != len(spec.shape):
+        raise ConfigError(f"--calib file {str(path)!r}: array of shape {list(a.shape)} for input {spec.name!r} of "
+                          f"shape {list(spec.shape)} (rank {a.ndim}, needs {len(spec.shape)})",
+                          hint=f"save arrays of shape {spec.example()}")
+    bad = [i for i, (d, want) in enumerate(zip(a.shape, spec.shape, strict=True))
+           if isinstance(want, int) and want > 0 and d != want]
+    if bad:
+        raise ConfigError(f"--calib file {str(path)!r}: array of shape {list(a.shape)} for input {spec.name!r} of "
+                          f"shape {list(spec.shape)}: dim {bad[0]} must be {spec.shape[bad[0]]}",
+                          hint=f"save arrays of shape {spec.example()}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise ConfigError(f"--calib file {str(path)!r}: holds NaN or Inf values", hint="calibrate on finite inputs")
 
 
 def folder_feeds(folder: str | Path, inputs: Sequence[ModelInput], *, size: tuple[int, int] | None = None,
@@ -264,12 +310,14 @@ def folder_feeds(folder: str | Path, inputs: Sequence[ModelInput], *, size: tupl
 
 
 def random_feeds(inputs: Sequence[ModelInput], n: int = 8, *, shapes: Mapping[str, Sequence[int]] | None = None,
-                 seed: int = 0, low: float = 0.0, high: float = 1.0) -> Iterator[Feed]:
-    """``n`` batches of uniform random data. Warns loudly: accuracy after quantization is then unknown."""
-    msg = ("calibrating on RANDOM data: activation ranges do not reflect real inputs, so the accuracy of the "
-           "quantized model is UNKNOWN. Give real calibration data (--calib DIR) for a trustworthy artifact.")
-    warnings.warn(msg, RandomCalibrationWarning, stacklevel=2)
-    log.warning(msg)
+                 seed: int = 0, low: float = 0.0, high: float = 1.0, calibration: bool = True) -> Iterator[Feed]:
+    """``n`` batches of uniform random data. For calibration (the default) it warns loudly: accuracy after
+    quantization is then unknown; ``calibration=False`` (inputs only to compare outputs) does not."""
+    if calibration:
+        msg = ("calibrating on RANDOM data: activation ranges do not reflect real inputs, so the accuracy of the "
+               "quantized model is UNKNOWN. Give real calibration data (--calib DIR) for a trustworthy artifact.")
+        warnings.warn(msg, RandomCalibrationWarning, stacklevel=2)
+        log.warning(msg)
     resolved = {i.name: i.resolve((shapes or {}).get(i.name)) for i in inputs}
     rng = np.random.default_rng(seed)
     for _ in range(n):

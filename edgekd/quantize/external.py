@@ -74,7 +74,8 @@ def quantize_external(
             raise UnknownNameError("--input name", name, [i.name for i in inputs])
     notes: list[str] = []
     random_cal = False
-    if precision in ("int8", "int8-dynamic") or calib is not None:
+    # Only static INT8 calibrates; dynamic INT8 and FP16 need inputs only to compare the outputs.
+    if precision == "int8" or calib is not None:
         if calib is not None:
             size = calib_size
             if size is None and len(inputs) == 1 and inputs[0].name in shapes and len(shapes[inputs[0].name]) == 4:
@@ -90,9 +91,7 @@ def quantize_external(
             notes.append("calibrated on RANDOM data: the accuracy of the quantized model is UNKNOWN; "
                          "give --calib DIR with real inputs")
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RandomCalibrationWarning)
-            feeds = list(random_feeds(inputs, compare_batches, shapes=shapes))
+        feeds = list(random_feeds(inputs, compare_batches, shapes=shapes, calibration=False))
     if not feeds:
         raise ConfigError(f"--calib {str(calib)!r}: no calibration inputs found")
 

@@ -12,6 +12,7 @@ import pytest
 
 from edgekd.cli import main
 from edgekd.export.tensorrt import BuildPlan
+from edgekd.fileio import sha256_file
 
 
 def _external_model():  # type: ignore[no-untyped-def]
@@ -40,9 +41,31 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                       "test_size": 8},
         "export": {"exporter": "torchscript"}})
     run = tmp_path_factory.mktemp("run")
-    save_module_weights(build_task(recipe.task, 0).build_student(), run / "student_kd.safetensors")
-    (run / "manifest.json").write_text(json.dumps({"recipe_config": recipe.model_dump(mode="json")}))
+    w = save_module_weights(build_task(recipe.task, 0).build_student(), run / "student_kd.safetensors")
+    (run / "manifest.json").write_text(json.dumps({"recipe_config": recipe.model_dump(mode="json"), "artifacts": [
+        {"path": "student_kd.safetensors", "sha256": sha256_file(w)}]}))
     return run
+
+
+def test_weights_that_differ_from_the_manifest_are_refused(run_dir: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20: export never checked the weights' sha256 against the run's manifest."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    w = run / "student_kd.safetensors"
+    w.write_bytes(w.read_bytes()[:-1] + bytes([w.read_bytes()[-1] ^ 1]))
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "s.onnx")]) == 2
+    assert "differs from the run's manifest" in capsys.readouterr().err
+    assert not (tmp_path / "s.onnx").exists()
+
+
+def test_export_into_the_run_folder_is_refused(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(run_dir)]) == 2
+    assert "run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
 def test_run_folder_to_onnx_matches_the_torch_runtime(run_dir: Path, tmp_path: Path,

@@ -97,6 +97,20 @@ def test_bad_plans_are_config_errors(tmp_path: Path, onnx_model: Path) -> None:
         write_build_plan(onnx_model, tmp_path / "q", precision="int4")
 
 
+@pytest.mark.parametrize("field, value", [
+    ("onnx", "../model.onnx"), ("onnx", "/etc/passwd"), ("engine", "../../x.engine"), ("engine", "/tmp/x.engine"),
+    ("timing_cache", "sub/timing.cache"), ("calibration_cache", ".."), ("parity_feeds", "..\\feeds.npz"),
+    ("calibration_data", ""), ("engine", 7), ("onnx", None)])
+def test_plan_file_names_stay_in_the_plan_folder(tmp_path: Path, onnx_model: Path, field: str, value: object) -> None:
+    """Issue 20: build-engine joined plan-supplied names onto the plan folder without containment."""
+    path = write_build_plan(onnx_model, tmp_path / "p")
+    data = json.loads(path.read_text())
+    data[field] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=f"{field} .*plain file name"):
+        BuildPlan.read(path)
+
+
 def test_dynamic_int8_onnx_is_refused_before_anything_is_written(tmp_path: Path, onnx_model: Path) -> None:
     """quantize.mode=dynamic writes MatMulInteger/DynamicQuantizeLinear, which TensorRT cannot parse: the plan step
     says so on this host instead of the build failing on the board."""

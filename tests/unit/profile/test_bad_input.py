@@ -29,6 +29,11 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ort_backend: str) -> P
     monkeypatch.chdir(tmp_path)
     m = make_cnn(tmp_path / "m.onnx")
     make_cnn(tmp_path / "fixed.onnx", dynamic_batch=False)
+    import onnx
+
+    dyn = onnx.load(str(m))  # batch and height dynamic: only a dynamic batch has a default (1)
+    dyn.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "h"
+    onnx.save(dyn, str(tmp_path / "dynh.onnx"))
     (tmp_path / "garbage.onnx").write_bytes(b"this is not protobuf \x00\x01\x02" * 10)
     (tmp_path / "truncated.onnx").write_bytes(m.read_bytes()[: len(m.read_bytes()) // 3])
     (tmp_path / "text.xml").write_text("just text, not an IR\n")
@@ -54,7 +59,7 @@ CASES = [
     ("unknown-suffix", ["m.onnx.bak"], "cannot tell the runtime"),
     ("shape-dim", ["m.onnx", "--input", "x=1x3x8x8", "--out", "out/r.json"], "dim 2 must be 16"),
     ("shape-batch-fixed", ["fixed.onnx", "--input", "x=2x3x16x16", "--out", "out/r.json"], "dim 0 must be 1"),
-    ("shape-missing-dynamic", ["m.onnx", "--out", "out/r.json"], "--input x=1x3x16x16"),
+    ("shape-missing-dynamic", ["dynh.onnx", "--out", "out/r.json"], "--input x=1x3x1x16"),
     ("shape-unknown-input", ["m.onnx", "--input", "image=1x3x16x16"], "no input 'image'"),
     ("shape-syntax", ["m.onnx", "--input", "x:1x3x16x16"], "expected NAME=DxDxD"),
 ]

@@ -26,13 +26,30 @@ def test_profile_writes_the_contract(tmp_path: Path, ort_backend: str) -> None:
     assert names == ["r.json", "r.latency.png", "r.layers.png", "r.md", "r.samples.npy"]
 
 
+def test_dynamic_batch_defaults_to_1_with_a_note(tmp_path: Path, ort_backend: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The models edgekd exports have a dynamic batch: without --input they are profiled at batch 1, and the
+    command says so (issue 20, item 9: the README's `edgekd profile RUN/student.onnx` runs as written)."""
+    m = make_cnn(tmp_path / "m.onnx")
+    out = tmp_path / "r.json"
+    assert main(["profile", str(m), "--out", str(out), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "dynamic batch dim 'batch' set to 1" in err and "--input x=1x3x16x16" in err
+    assert json.loads(out.read_text())["inputs"]["x"]["shape"] == [1, 3, 16, 16]
+
+
 def test_missing_dynamic_dim_names_the_input(tmp_path: Path, ort_backend: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+
     m = make_cnn(tmp_path / "m.onnx")
+    dyn = onnx.load(str(m))  # a dynamic height besides the batch: no default for it
+    dyn.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "h"
+    onnx.save(dyn, str(m))
     out = tmp_path / "r.json"
     assert main(["profile", str(m), "--out", str(out), *FAST]) == 2
     err = capsys.readouterr().err
-    assert "'x'" in err and "batch" in err and "--input x=1x3x16x16" in err
+    assert "'x'" in err and "'h'" in err and "--input x=1x3x1x16" in err
     assert not out.exists()
 
 

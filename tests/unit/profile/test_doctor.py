@@ -31,7 +31,9 @@ def test_truthful_on_this_machine(ort_backend: str) -> None:
     assert ready is all(x.status != "fail" for x in findings)
 
 
-def test_cli_exit_codes_and_json(tmp_path: Path, ort_backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exit_codes_and_json(tmp_path: Path, ort_backend: str, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor, "sample_runnable", lambda: [1] * 10)  # an idle machine (the sampler only)
     out = tmp_path / "d.json"
     assert main(["doctor", "--device", "host-cpu", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
@@ -64,3 +66,24 @@ def test_simulated_pi_throttling(monkeypatch: pytest.MonkeyPatch) -> None:
     assert f["raspberry pi temperature"].status == "warn"
     monkeypatch.setattr(sensors, "pi_throttled", lambda: 0x50000)
     assert doctor.check_pi()[0].status == "warn"
+
+
+# procs_running counts the sampler itself: r samples mean r - 1 other runnable threads.
+@pytest.mark.parametrize("running, cpus, status", [
+    ([1] * 10, 2, "ok"), ([2] * 10, 2, "ok"), ([3] * 10, 2, "warn"),  # 2 others on 2 CPUs: at the boundary
+    ([4] * 10, 2, "fail"), ([3] * 9 + [4], 2, "fail"),  # mean 2.1 > 2: contended, as the profiler judges it
+    ([5] * 10, 4, "warn"), ([6] * 10, 2, "fail"), ([], 2, "not present")])
+def test_check_load_table(running: list[int], cpus: int, status: str) -> None:
+    f = doctor.check_load(running, cpus)
+    assert f.status == status, f
+    assert (f.fix != "") is (status in ("warn", "fail"))
+
+
+def test_loaded_machine_is_not_ready(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                     ort_backend: str) -> None:
+    """Issue 20: `doctor` said "ready" at 4.7 runnable threads on 2 CPUs."""
+    monkeypatch.setattr(doctor, "sample_runnable", lambda: [6] * 10)
+    monkeypatch.setattr(sensors, "usable_cpus", lambda: 2)
+    assert main(["doctor", "--device", "host-cpu"]) == 2
+    cap = capsys.readouterr()
+    assert "cpu load" in cap.err and "contended" in cap.err and "\nready" not in cap.out
