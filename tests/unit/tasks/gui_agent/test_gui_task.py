@@ -16,7 +16,7 @@ from edgekd.tasks.gui_agent.task import GuiAgentTask
 
 def test_registered_and_io_spec(tiny_cfg: GuiAgentTaskConfig) -> None:
     task = build_task(tiny_cfg, seed=0)
-    assert isinstance(task, GuiAgentTask) and TASKS.get(tiny_cfg) is not None
+    assert isinstance(task, GuiAgentTask) and callable(TASKS.get(tiny_cfg))  # get raises on a miss
     spec = task.io_spec()
     assert list(spec.input_names) == ["image", "tokens"] and list(spec.output_names) == ["logits"]
     assert task.eval_splits() == ["test_paraphrase", "test_clutter"]
