@@ -127,9 +127,18 @@ def candidate_specs(model: Path, device_precisions: Mapping[str, Sequence[str]],
     specs.append(CandidateSpec("ov-int8-nncf", "openvino", "int8", "nncf", skip=ov_missing))
     specs.append(CandidateSpec("ov-int8-nncf-ac", "openvino", "int8", "nncf-ac",
                                skip=ov_missing or (None if accuracy_control else "accuracy control turned off")))
-    specs.append(CandidateSpec("trt-fp16", "tensorrt", "fp16", "tensorrt",
-                               skip=None if gpu else "TensorRT needs an NVIDIA GPU; none here"))
+    specs.append(CandidateSpec("trt-fp16", "tensorrt", "fp16", "tensorrt", skip=_tensorrt_skip(gpu)))
     return [_device_filter(s, device_precisions) for s in specs]
+
+
+def _tensorrt_skip(gpu: bool) -> str | None:
+    import importlib.util
+
+    if not gpu:
+        return "TensorRT needs an NVIDIA GPU; none here"
+    if importlib.util.find_spec("tensorrt") is None:
+        return "tensorrt is not installed (pip install 'edgekd[tensorrt]')"
+    return None
 
 
 def _device_filter(spec: CandidateSpec, device_precisions: Mapping[str, Sequence[str]]) -> CandidateSpec:

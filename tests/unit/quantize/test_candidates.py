@@ -65,3 +65,14 @@ def test_static_build_records_settings(tiny_onnx: Path, tmp_path: Path) -> None:
 def test_accuracy_control_can_be_turned_off(tiny_onnx: Path, name: str) -> None:
     by = _by(candidate_specs(tiny_onnx, HOST, gpu=False, host=F32_CPU, accuracy_control=False))
     assert "turned off" in (by[name].skip or "")
+
+
+def test_tensorrt_on_a_gpu_without_tensorrt(tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "tensorrt" else real(n, *a))
+    gpu_dev = {"onnxruntime": ["fp32", "fp16", "int8"], "tensorrt": ["fp16"]}
+    by = _by(candidate_specs(tiny_onnx, gpu_dev, gpu=True, host=F32_CPU))
+    assert "not installed" in (by["trt-fp16"].skip or "")
+    assert by["ort-fp16"].skip is None  # FP16 for ORT is a GPU candidate
