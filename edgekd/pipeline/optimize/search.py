@@ -260,7 +260,7 @@ def _notes(host: Any) -> list[str]:
     notes = ["accuracy = agreement with ONNX Runtime FP32 on the held-out inputs (not task labels)"]
     if host is not None:
         notes.append(f"OpenVINO's default CPU inference precision on this machine is {host.default_precision} "
-                     f"(capabilities {list(host.capabilities)}); the ov-default candidate used it")
+                     f"(capabilities {list(host.capabilities)}); the ov-default candidate, when listed, runs at it")
     return notes
 
 
