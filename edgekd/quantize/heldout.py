@@ -19,7 +19,7 @@ Agreement metrics are fractions in [0, 1] (1 = identical decisions to FP32); the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -144,3 +144,35 @@ def within_budget(metric: MetricName, score: float, *, max_drop: float, min_sqnr
     if metric == "sqnr":
         return score >= min_sqnr_db
     return 1.0 - score <= max_drop + 1e-12
+
+
+@dataclass(frozen=True)
+class OutputJudgement:
+    """One output's held-out score under its metric, and whether it meets the budget."""
+
+    name: str
+    metric: MetricName
+    score: float
+    ok: bool
+
+
+def judge_heldout(reference: Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]],
+                  candidate: Callable[[Mapping[str, np.ndarray]], Sequence[np.ndarray]],
+                  eval_feeds: Sequence[Mapping[str, np.ndarray]], names: Sequence[str], *, metric: str = "auto",
+                  max_drop: float = 0.01, min_sqnr_db: float = 20.0) -> list[OutputJudgement]:
+    """Score ``candidate`` against ``reference`` on held-out ``eval_feeds``, one judgement per output.
+
+    The one call ``quantize_external`` needs after :func:`split_heldout` to report accuracy (and apply
+    ``--min-sqnr``) on inputs it did not calibrate on.
+    """
+    if not eval_feeds:
+        raise ConfigError("no held-out inputs to judge on", hint="give at least 2 calibration inputs or --eval")
+    refs = [list(reference(f)) for f in eval_feeds]
+    tests = [list(candidate(f)) for f in eval_feeds]
+    metrics = resolve_metrics(metric, dict(zip(names, refs[0], strict=True)))
+    out = []
+    for i, n in enumerate(names):
+        s = score_output(metrics[n], [r[i] for r in refs], [t[i] for t in tests])
+        out.append(OutputJudgement(n, metrics[n], s, within_budget(metrics[n], s, max_drop=max_drop,
+                                                                   min_sqnr_db=min_sqnr_db)))
+    return out

@@ -101,3 +101,24 @@ def test_sqnr_value_and_cap() -> None:
 ])
 def test_budget_boundary(metric: str, score: float, ok: bool) -> None:
     assert within_budget(metric, score, max_drop=0.01, min_sqnr_db=20.0) is ok  # type: ignore[arg-type]
+
+
+def test_judge_heldout_per_output() -> None:
+    from edgekd.quantize.heldout import judge_heldout
+
+    def ref(f):  # type: ignore[no-untyped-def]
+        x = f["x"]
+        return [x, np.stack([x.sum(1), -x.sum(1)], 1)]
+
+    def cand(f):  # type: ignore[no-untyped-def]
+        x = f["x"]
+        return [x * 1.1, np.stack([x.sum(1), -x.sum(1)], 1)]
+
+    feeds = [{"x": np.random.default_rng(i).normal(size=(3, 4))} for i in range(2)]
+    got = {j.name: j for j in judge_heldout(ref, cand, feeds, ["feat", "cls"])}
+    assert got["feat"].metric == "argmax"  # [B, 4] scores: arg-max kept under a uniform scale
+    assert got["feat"].score == 1.0 and got["cls"].score == 1.0 and got["cls"].ok
+    sq = {j.name: j for j in judge_heldout(ref, cand, feeds, ["feat", "cls"], metric="sqnr", min_sqnr_db=25)}
+    assert sq["feat"].score == pytest.approx(20.0) and not sq["feat"].ok and sq["cls"].ok
+    with pytest.raises(ConfigError, match="held-out"):
+        judge_heldout(ref, cand, [], ["feat", "cls"])
