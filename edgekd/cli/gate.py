@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
                                                          "dims (model files)")] = None,
         threshold: Annotated[float, typer.Option("--threshold", help="slowdown that counts (0.03 = 3%)")] = 0.03,
         alpha: Annotated[float, typer.Option("--alpha", help="false-alarm rate, spent across looks")] = 0.01,
+        drift: Annotated[float, typer.Option("--drift", help="two reports taken at different times: bound on "
+                                             "the between-run shift, added to each report's own session "
+                                             "spread (0.05 = 5%)")] = 0.05,
         allow_inconclusive: Annotated[bool, typer.Option("--allow-inconclusive", help="INCONCLUSIVE exits 0")] = False,
         allow_invalid: Annotated[bool, typer.Option("--allow-invalid", help="INVALID exits 0")] = False,
         update_baseline: Annotated[Path | None, typer.Option("--update-baseline", help="when the gate passes, "
@@ -65,7 +68,7 @@ def register(app: typer.Typer) -> None:
             if p is not None and not p.is_file():
                 raise EdgekdError(f"{flag} {str(p)!r}: no such file", hint="check the path")
         cfg = RegressionConfig(alpha=alpha, threshold=threshold, sessions_min=sessions_min,
-                               sessions_max=sessions_max, sessions_step=sessions_step)
+                               sessions_max=sessions_max, sessions_step=sessions_step, drift_allowance=drift)
         pipeline = _load_recipe_report(recipe_report) if recipe_report is not None else None
         model = candidate.stem.removesuffix(".profile")
         cand_is_report = candidate.suffix.lower() == REPORT_SUFFIX

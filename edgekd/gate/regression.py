@@ -65,6 +65,8 @@ class RegressionConfig:
     sessions_min: int = 6
     sessions_max: int = 12
     sessions_step: int = 2
+    #: bound on the between-run shift of two reports taken at different times (edgekd.gate.drift)
+    drift_allowance: float = 0.05
 
     def __post_init__(self) -> None:
         problems = []
@@ -77,6 +79,8 @@ class RegressionConfig:
                             "for a variance estimate")
         if self.sessions_max < self.sessions_min:
             problems.append(f"--sessions-max {self.sessions_max} is below --sessions-min {self.sessions_min}")
+        if not 0 <= self.drift_allowance < 1:
+            problems.append(f"--drift {self.drift_allowance}: allowed 0 <= drift < 1 (a fraction: 0.05 = 5%)")
         if self.sessions_step < 1:
             problems.append(f"sessions_step {self.sessions_step}: must be >= 1")
         if problems:

@@ -27,8 +27,10 @@ def regression_check(res: RegressionResult, *, model: str = "", device: str = ""
 
 def compare_reports(candidate: Any, baseline: Any, cfg: RegressionConfig, *, model: str = "",
                     device: str = "") -> list[Check]:
-    """Validity of both, fingerprint match, then the rule replayed on their session medians. When a
-    report is invalid or the fingerprints differ, the regression check itself is INVALID."""
+    """Validity of both, fingerprint match, then the rule on their session medians: replayed as is for two
+    reports of one interleaved run, with the between-run drift bound of :mod:`edgekd.gate.drift` for
+    reports taken at different times. When a report is invalid or the fingerprints differ, the regression
+    check itself is INVALID."""
     from edgekd.profile.fingerprint import fingerprints_match
 
     checks = [validity_check(candidate.data, model=model, device=device, role="candidate"),
@@ -44,7 +46,12 @@ def compare_reports(candidate: Any, baseline: Any, cfg: RegressionConfig, *, mod
                             "at least 3 per side are needed (profile with --sessions >= 3)",
                             model=model, device=device))
         return checks
-    res = evaluate(mc, mb, cfg)
+    from edgekd.gate.drift import compare_across_runs, same_interleaved_run
+
+    if same_interleaved_run(candidate.data, baseline.data):
+        res = evaluate(mc, mb, cfg)  # one interleaved run: no between-run drift to allow for
+    else:
+        res = compare_across_runs(mc, mb, cfg, cfg.drift_allowance)
     chk = regression_check(res, model=model, device=device)
     if any(c.verdict == "INVALID" for c in checks):
         chk.message = f"not judged ({res.verdict} on untrusted data): " + res.reason

@@ -27,7 +27,10 @@ def test_reports_pass_fail_and_outputs(report: Path, tmp_path: Path, capsys: pyt
     base = _variant(report, tmp_path / "base.json", seed=1)
     same = _variant(report, tmp_path / "same.json", seed=2)
     slow = _variant(report, tmp_path / "slow.json", factor=1.2, seed=3)
-    assert main(["gate", str(same), "--baseline", str(base)]) == 0
+    # reports taken at different times: a same-speed pair cannot PASS a 3% threshold under a 5% drift bound
+    assert main(["gate", str(same), "--baseline", str(base)]) == 3
+    assert "between-run drift" in capsys.readouterr().out
+    assert main(["gate", str(same), "--baseline", str(base), "--drift", "0"]) == 0
     junit, summ, js = tmp_path / "j.xml", tmp_path / "s.md", tmp_path / "v.json"
     code = main(["gate", str(slow), "--baseline", str(base), "--junit", str(junit), "--summary", str(summ),
                  "--json", str(js)])

@@ -116,7 +116,8 @@ def test_tampered_report_is_invalid_as_baseline(case: str, change: Callable[[dic
                                                report: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cand = honest(report, tmp_path / "cand.json", session_samples(seed=1))
     base = honest(report, tmp_path / "base.json", session_samples(seed=2))
-    assert main(["gate", str(cand), "--baseline", str(base)]) == 0  # the control: A/A passes
+    # the control: A/A passes (--drift 0: synthetic reports with no between-run drift, edgekd.gate.drift)
+    assert main(["gate", str(cand), "--baseline", str(base), "--drift", "0"]) == 0
     edit(base, change)
     assert main(["gate", str(cand), "--baseline", str(base), "--allow-invalid"]) == 4  # not allowable
     assert field in _first_line(capsys.readouterr().err)
@@ -171,12 +172,14 @@ def test_bad_raw_samples_are_invalid(bad: float, report: Path, tmp_path: Path, c
     assert "raw samples hold negative or non-finite" in _first_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("factor,noise,expected", [(1.0, 0.002, 0), (1.2, 0.002, 1), (1.0, 0.2, 3)])
+@pytest.mark.parametrize("factor,noise,drift,expected", [
+    (1.0, 0.002, "0", 0), (1.0, 0.002, "0.05", 3),  # same speed: PASS only without a between-run drift bound
+    (1.2, 0.002, "0.05", 1), (1.0, 0.2, "0", 3)])
 def test_honest_reports_keep_their_verdict(report: Path, tmp_path: Path, factor: float, noise: float,
-                                          expected: int) -> None:
+                                          drift: str, expected: int) -> None:
     base = honest(report, tmp_path / "base.json", session_samples(noise=noise, seed=1))
     cand = honest(report, tmp_path / "cand.json", session_samples(factor=factor, noise=noise, seed=2))
-    assert main(["gate", str(cand), "--baseline", str(base)]) == expected
+    assert main(["gate", str(cand), "--baseline", str(base), "--drift", drift]) == expected
 
 
 def test_judged_values_are_the_recomputed_ones(slow_template: Path) -> None:
