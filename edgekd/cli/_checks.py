@@ -129,6 +129,16 @@ def _sibling(p: Path) -> Path:
     return p.with_name(p.stem + "_out" + p.suffix) if p.suffix else p.with_name(p.name + "_out")
 
 
+def in_dir(flag: str, path: Path | None, *, what: str = "folder") -> None:
+    """An input folder exists and is a folder."""
+    if path is None:
+        return
+    if not path.exists():
+        raise ConfigError(f"{flag} {str(path)!r}: no such folder", hint="check the path")
+    if not path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} is not a {what}", hint="give the path of a folder")
+
+
 def in_file(flag: str, path: Path | None, *, what: str = "file") -> None:
     """An input file exists and is a regular file."""
     if path is None:

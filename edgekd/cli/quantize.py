@@ -38,6 +38,16 @@ def register(app: typer.Typer) -> None:
         min_sqnr: Annotated[float | None, typer.Option("--min-sqnr", help="accuracy-aware fallback: keep the most "
                                                        "sensitive layers in FP32 until every output's SQNR vs "
                                                        "FP32 is at least this many dB")] = None,
+        eval_dir: Annotated[Path | None, typer.Option("--eval", help="folder of separate evaluation inputs "
+                                                      "(default: hold out half of --calib)")] = None,
+        op_types: Annotated[str | None, typer.Option("--op-types", help="ORT static: quantize only these op "
+                                                     "types, e.g. Conv,MatMul (default: all)")] = None,
+        per_tensor: Annotated[bool, typer.Option("--per-tensor", help="ORT static: per-tensor weight scales "
+                                                 "(default per-channel)")] = False,
+        activation: Annotated[str, typer.Option("--activation", help="ORT static activations: uint8 (U8S8) | "
+                                                "int8 (S8S8)")] = "uint8",
+        metric: Annotated[str, typer.Option("--metric", help="held-out judgement per output: auto | argmax | "
+                                            "iou | sequence | sqnr")] = "auto",
         threads: Annotated[int, typer.Option("--threads", help="threads for the FP32-vs-quantized "
                                              "comparison")] = 1,
     ) -> None:
@@ -56,6 +66,13 @@ def register(app: typer.Typer) -> None:
         c.one_of("--precision", precision, PRECISIONS)
         c.one_of("--method", method, ("minmax", "entropy", "percentile"))
         c.one_of("--calib-layout", calib_layout, ("nchw", "nhwc"))
+        c.one_of("--activation", activation, ("uint8", "int8"))
+        from edgekd.quantize.heldout import METRICS
+
+        c.one_of("--metric", metric, METRICS)
+        ops = [o.strip() for o in op_types.split(",") if o.strip()] if op_types is not None else None
+        if ops is not None and not ops:
+            raise ConfigError("--op-types '': give op types separated by commas", hint="e.g. --op-types Conv,MatMul")
         c.at_least("--calib-count", calib_count, 1, example="32")
         c.at_least("--threads", threads, 1, example="1")
         c.finite("--min-sqnr", min_sqnr, example="30")
@@ -65,7 +82,8 @@ def register(app: typer.Typer) -> None:
         if any(v == 0 for v in std or []):
             raise ConfigError("--std 0: must be non-zero (inputs are divided by it)", hint="e.g. --std 0.25")
         c.in_file("MODEL", model, what="model file")
-        c.out_file("--out", out, inputs=[model, calib])
+        c.in_dir("--eval", eval_dir, what="folder of evaluation inputs")
+        c.out_file("--out", out, inputs=[model, calib, eval_dir])
         if out.suffix == ".xml":
             c.out_file("--out (its weights)", out.with_suffix(".bin"), inputs=[model, calib])
         shapes = parse_input_shapes(input_ or [])
@@ -78,7 +96,8 @@ def register(app: typer.Typer) -> None:
                                 calib_count=calib_count, calib_size=size, layout=calib_layout,
                                 mean=mean or [0.0], std=std or [1.0], grayscale=grayscale, input_shapes=shapes,
                                 exclude_nodes=exclude or [], threads=threads,
-                                min_sqnr_db=min_sqnr)
+                                min_sqnr_db=min_sqnr, eval_dir=eval_dir, op_types=ops, per_channel=not per_tensor,
+                                activation=activation, metric=metric)
         for note in rep.warnings:
             err_console.print(f"WARNING: {note}", style="bold yellow", highlight=False)
         r = rep.result
@@ -90,6 +109,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"outputs vs FP32 (ONNX Runtime), on {rep.compared_on}:", highlight=False)
         for line in format_agreement(rep.agreement):
             console.print(f"  {line}", highlight=False)
+        for j in rep.judgements:
+            score = f"SQNR {j.score:.1f} dB" if j.metric == "sqnr" else f"{j.metric} agreement {j.score:.3f}"
+            console.print(f"  held out, {j.name}: {score} vs FP32 ({'within' if j.ok else 'OUTSIDE'} the budget)",
+                          highlight=False)
         if rep.random_calibration:
             console.print("accuracy: UNKNOWN (random calibration): measure the metric on real data before "
                           "shipping", highlight=False)

@@ -1,9 +1,10 @@
 """Quantize any ONNX model (one edgekd did not train) and measure how far it moved from FP32.
 
 This is what ``edgekd quantize`` runs: build calibration feeds (folder of images / .npy, or
-random data with a warning), quantize for the chosen runtime and precision, then run the FP32
-model (ONNX Runtime) and the quantized one on the same feeds and report per output the SQNR,
-the max absolute difference and, for probability maps, the IoU of the maps thresholded at 0.5.
+random data with a warning), hold part of them out (or take ``--eval``), quantize for the chosen runtime
+and precision on the rest, then run the FP32 model (ONNX Runtime) and the quantized one on the held-out
+inputs and report per output the SQNR, the max absolute difference, the IoU of thresholded probability
+maps, and a held-out judgement with a metric that fits the output (``edgekd.quantize.heldout``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from edgekd.errors import ConfigError
 from edgekd.quantize.calibration import RandomCalibrationWarning, folder_feeds, model_inputs, random_feeds
 from edgekd.quantize.compare import OutputAgreement, compare_outputs
+from edgekd.quantize.heldout import METRICS, OutputJudgement, judge_heldout, split_heldout
 from edgekd.quantize.ort_static import QuantResult
 from edgekd.runtime.predict import onnx_predict
 
@@ -32,6 +34,22 @@ class ExternalQuantReport:
     compared_on: str  # which feeds the agreement was measured on
     random_calibration: bool
     warnings: list[str] = field(default_factory=list)
+    judgements: list[OutputJudgement] = field(default_factory=list)  # held-out, a metric per output's kind
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """How ``quantize_external`` quantizes; the defaults are edgekd's measured best for ONNX Runtime on CPU."""
+
+    runtime: str = "onnxruntime"
+    precision: str = "int8"
+    method: str = "minmax"
+    exclude_nodes: Sequence[str] = ()
+    op_types: Sequence[str] | None = None  # ORT static: e.g. ("Conv", "MatMul"); None = every op ORT quantizes
+    per_channel: bool = True
+    activation: str = "uint8"  # ORT static: uint8 (U8S8, fuses on x86) or int8 (S8S8)
+    min_sqnr_db: float | None = None  # accuracy-aware fallback on the held-out SQNR
+    metric: str = "auto"  # held-out metric per output: auto | argmax | iou | sequence | sqnr
 
 
 def quantize_external(
@@ -41,30 +59,21 @@ def quantize_external(
     std: Sequence[float] = (1.0,), grayscale: bool = False,
     input_shapes: Mapping[str, Sequence[int]] | None = None, exclude_nodes: Sequence[str] = (),
     compare_batches: int = 4, threads: int | None = 1, min_sqnr_db: float | None = None,
+    eval_dir: str | Path | None = None, op_types: Sequence[str] | None = None, per_channel: bool = True,
+    activation: str = "uint8", metric: str = "auto",
 ) -> ExternalQuantReport:
-    """Quantize ``model`` for ``runtime``/``precision`` and compare it with FP32.
+    """Quantize ``model`` for ``runtime``/``precision`` and judge it against FP32 on held-out inputs.
 
-    ``min_sqnr_db``: accuracy-aware fallback with the output SQNR as the metric (no labels
-    needed): the most sensitive Conv/MatMul/Gemm layers go back to FP32 until every output's
-    SQNR vs FP32, on the comparison batches, is at least this.
+    Calibration data (``calib``, or random data with a warning) is split: the quantizer calibrates on the first
+    part and the report (and ``min_sqnr_db``) judges the rest, unless ``eval_dir`` gives separate evaluation
+    inputs. ``min_sqnr_db``: accuracy-aware fallback, the most sensitive Conv/MatMul/Gemm layers back to FP32
+    until every output's held-out SQNR vs FP32 is at least this. ``compare_batches``: how many held-out inputs
+    the SQNR/IoU table uses (the per-output judgement uses them all).
     """
+    opts = QuantOptions(runtime, precision, method, tuple(exclude_nodes), tuple(op_types) if op_types else None,
+                        per_channel, activation, min_sqnr_db, metric)
     model, out = Path(model), Path(out)
-    problems = []
-    if runtime not in RUNTIMES:
-        problems.append(f"--runtime {runtime!r}: allowed {', '.join(RUNTIMES)}")
-    if precision not in PRECISIONS:
-        problems.append(f"--precision {precision!r}: allowed {', '.join(PRECISIONS)}")
-    if runtime == "openvino" and precision != "int8":
-        problems.append(f"--runtime openvino with --precision {precision!r}: only int8 (NNCF) is produced here; "
-                        "OpenVINO runs FP16 by its inference precision hint on GPU")
-    if not model.is_file() or model.suffix != ".onnx":
-        problems.append(f"MODEL {str(model)!r}: must be an existing .onnx file")
-    if method not in ("minmax", "entropy", "percentile"):
-        problems.append(f"--method {method!r}: allowed minmax, entropy, percentile")
-    if calib_count < 1:
-        problems.append(f"--calib-count {calib_count}: at least 1")
-    if problems:
-        raise ConfigError("cannot quantize", problems)
+    _check_request(model, opts, calib_count)
     inputs = model_inputs(model)
     shapes = dict(input_shapes or {})
     for name in shapes:
@@ -73,33 +82,88 @@ def quantize_external(
 
             raise UnknownNameError("--input name", name, [i.name for i in inputs])
     notes: list[str] = []
-    random_cal = False
-    # Only static INT8 calibrates; dynamic INT8 and FP16 need inputs only to compare the outputs.
-    if precision == "int8" or calib is not None:
-        if calib is not None:
-            size = calib_size
-            if size is None and len(inputs) == 1 and inputs[0].name in shapes and len(shapes[inputs[0].name]) == 4:
-                s = shapes[inputs[0].name]
-                size = (s[2], s[3]) if layout == "nchw" else (s[1], s[2])
-            feeds = list(folder_feeds(calib, inputs, size=size, mean=mean, std=std, layout=layout,
-                                      grayscale=grayscale, limit=calib_count))
-        else:
-            random_cal = True
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RandomCalibrationWarning)
-                feeds = list(random_feeds(inputs, min(calib_count, 16), shapes=shapes))
-            notes.append("calibrated on RANDOM data: the accuracy of the quantized model is UNKNOWN; "
-                         "give --calib DIR with real inputs")
-    else:
-        feeds = list(random_feeds(inputs, compare_batches, shapes=shapes, calibration=False))
-    if not feeds:
-        raise ConfigError(f"--calib {str(calib)!r}: no calibration inputs found")
+    load = dict(size=_image_size(calib_size, inputs, shapes, layout), mean=mean, std=std, layout=layout,
+                grayscale=grayscale)
+    feeds, random_cal = _feeds(calib, inputs, shapes, opts, calib_count, compare_batches, load, notes)
+    calibrates = precision == "int8" or min_sqnr_db is not None
+    if calibrates:
+        evaluation = list(folder_feeds(eval_dir, inputs, limit=calib_count, **load)) if eval_dir else None
+        split = split_heldout(feeds, evaluation)
+        calib_feeds, judge_feeds, how = split.calib, split.eval, split.note
+    else:  # dynamic INT8 and FP16 calibrate nothing: every input is held out
+        calib_feeds, judge_feeds, how = [], feeds, f"nothing calibrated; compared on {len(feeds)} input(s)"
+    res = _quantize(model, out, opts, calib_feeds, judge_feeds, shapes, threads, notes)
+    names = [o.name for o in _outputs(model)]
+    reference, candidate = onnx_predict(str(model), threads), _predict_any(Path(res.path), threads)
+    rows = compare_outputs(reference, candidate, judge_feeds[:compare_batches], names)
+    judged = judge_heldout(reference, candidate, judge_feeds, names, metric=metric,
+                           min_sqnr_db=20.0 if min_sqnr_db is None else min_sqnr_db)
+    kind = "random" if random_cal else ("held-out" if calibrates else "")
+    where = f"{len(judge_feeds[:compare_batches])} {kind} input(s)".replace("  ", " ") + f" ({how})"
+    return ExternalQuantReport(res, rows, where, random_cal, notes, judged)
 
-    if precision == "fp16":
+
+def _check_request(model: Path, o: QuantOptions, calib_count: int) -> None:
+    problems = []
+    if o.runtime not in RUNTIMES:
+        problems.append(f"--runtime {o.runtime!r}: allowed {', '.join(RUNTIMES)}")
+    if o.precision not in PRECISIONS:
+        problems.append(f"--precision {o.precision!r}: allowed {', '.join(PRECISIONS)}")
+    if o.runtime == "openvino" and o.precision != "int8":
+        problems.append(f"--runtime openvino with --precision {o.precision!r}: only int8 (NNCF) is produced here; "
+                        "OpenVINO runs FP16 by its inference precision hint on GPU")
+    if not model.is_file() or model.suffix != ".onnx":
+        problems.append(f"MODEL {str(model)!r}: must be an existing .onnx file")
+    if o.method not in ("minmax", "entropy", "percentile"):
+        problems.append(f"--method {o.method!r}: allowed minmax, entropy, percentile")
+    if o.activation not in ("uint8", "int8"):
+        problems.append(f"--activation {o.activation!r}: allowed uint8, int8")
+    if o.metric not in METRICS:
+        problems.append(f"--metric {o.metric!r}: allowed {', '.join(METRICS)}")
+    if (o.op_types or not o.per_channel or o.activation != "uint8") and o.runtime != "onnxruntime":
+        problems.append("--op-types, --per-tensor and --activation choose ONNX Runtime's static INT8; "
+                        "use --runtime onnxruntime")
+    if calib_count < 1:
+        problems.append(f"--calib-count {calib_count}: at least 1")
+    if problems:
+        raise ConfigError("cannot quantize", problems)
+
+
+def _image_size(calib_size: tuple[int, int] | None, inputs: Sequence, shapes: Mapping[str, Sequence[int]],  # type: ignore[type-arg]
+                layout: str) -> tuple[int, int] | None:
+    """Resize images to the one 4-D input's --input size unless --calib-size says otherwise."""
+    if calib_size is None and len(inputs) == 1 and inputs[0].name in shapes and len(shapes[inputs[0].name]) == 4:
+        s = shapes[inputs[0].name]
+        return (s[2], s[3]) if layout == "nchw" else (s[1], s[2])
+    return calib_size
+
+
+def _feeds(calib: str | Path | None, inputs: Sequence, shapes: Mapping[str, Sequence[int]], o: QuantOptions,  # type: ignore[type-arg]
+           calib_count: int, compare_batches: int, load: dict, notes: list[str]) -> tuple[list, bool]:  # type: ignore[type-arg]
+    """The inputs: a folder's, else random ones (with a note when they calibrate); True when random."""
+    if calib is not None:
+        feeds = list(folder_feeds(calib, inputs, limit=calib_count, **load))
+        if not feeds:
+            raise ConfigError(f"--calib {str(calib)!r}: no calibration inputs found")
+        return feeds, False
+    calibrates = o.precision == "int8" or o.min_sqnr_db is not None
+    if not calibrates:  # only compared: no calibration, so no random-calibration warning either
+        return list(random_feeds(inputs, max(compare_batches, 2), shapes=shapes, calibration=False)), False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomCalibrationWarning)
+        feeds = list(random_feeds(inputs, max(2, min(calib_count, 16)), shapes=shapes))
+    notes.append("calibrated on RANDOM data: the accuracy of the quantized model is UNKNOWN; "
+                 "give --calib DIR with real inputs")
+    return feeds, True
+
+
+def _quantize(model: Path, out: Path, o: QuantOptions, calib: list, check: list,  # type: ignore[type-arg]
+              shapes: Mapping[str, Sequence[int]], threads: int | None, notes: list[str]) -> QuantResult:
+    if o.precision == "fp16":
         from edgekd.quantize.fp16 import convert_fp16
 
-        res = convert_fp16(model, out, node_block_list=exclude_nodes)
-    elif precision == "int8-dynamic":
+        return convert_fp16(model, out, node_block_list=o.exclude_nodes)
+    if o.precision == "int8-dynamic":
         from edgekd.quantize.ort_dynamic import conv_heavy, quantize_onnx_dynamic
 
         if conv_heavy(model):
@@ -107,34 +171,22 @@ def quantize_external(
                          "x86 CPUs), so this model's convolutions stay FP32; static --precision int8 usually gains "
                          "more on a convolutional model, unless its latency is per-op overhead (the gaze student): "
                          "profile both")
-        res = quantize_onnx_dynamic(model, out, exclude_nodes=exclude_nodes)
-    elif min_sqnr_db is not None:
-        res, fb_note = _sqnr_fallback(model, out, runtime, feeds, feeds[:compare_batches], min_sqnr_db, method,
-                                      threads)
+        return quantize_onnx_dynamic(model, out, exclude_nodes=o.exclude_nodes)
+    if o.min_sqnr_db is not None:
+        res, fb_note = _sqnr_fallback(model, out, o.runtime, calib, check, o.min_sqnr_db, o.method, threads)
         notes.append(fb_note)
-    elif runtime == "onnxruntime":
+        return res
+    if o.runtime == "onnxruntime":
         from edgekd.quantize.ort_static import quantize_onnx_static
 
-        res = quantize_onnx_static(model, out, feeds, method=method, exclude_nodes=exclude_nodes)
-    else:
-        from edgekd.quantize.nncf_ov import quantize_openvino
+        return quantize_onnx_static(model, out, calib, method=o.method, exclude_nodes=o.exclude_nodes,
+                                    op_types=o.op_types, per_channel=o.per_channel, activation=o.activation)
+    from edgekd.quantize.nncf_ov import quantize_openvino
 
-        if method != "minmax":
-            notes.append(f"--method {method} applies to ONNX Runtime only; NNCF uses its own range estimators")
-        res = quantize_openvino(model, out, feeds, subset_size=len(feeds), ignored_nodes=exclude_nodes,
-                                input_shapes=shapes or None)
-    names = [o.name for o in _outputs(model)]
-    reference = onnx_predict(str(model), threads)
-    if runtime == "openvino":
-        from edgekd.quantize.nncf_ov import compile_f32, compiled_predict, read_model
-
-        candidate = compiled_predict(compile_f32(read_model(res.path), threads))
-    else:
-        candidate = onnx_predict(str(res.path), threads)
-    cmp_feeds = feeds[:compare_batches]
-    rows = compare_outputs(reference, candidate, cmp_feeds, names)
-    where = f"{len(cmp_feeds)} {'random' if random_cal or calib is None else 'calibration'} batch(es)"
-    return ExternalQuantReport(res, rows, where, random_cal, notes)
+    if o.method != "minmax":
+        notes.append(f"--method {o.method} applies to ONNX Runtime only; NNCF uses its own range estimators")
+    return quantize_openvino(model, out, calib, subset_size=len(calib), ignored_nodes=o.exclude_nodes,
+                             input_shapes=shapes or None)
 
 
 def _predict_any(path: Path, threads: int | None):  # type: ignore[no-untyped-def]
