@@ -8,7 +8,10 @@
 #   VENV     where the virtual environment goes (default /opt/edgekd)
 # environment:
 #   EDGEKD_EXTRAS   extras to install (default "openvino,litert"; openvino needs glibc >= 2.35)
-#   TORCH_VERSION   the CPU torch to pin (default 2.13.0; an unpinned torch may pull a CUDA build)
+#   TORCH_VERSION   the CPU torch to pin (default 2.13.0; an unpinned torch may pull a CUDA build), or
+#                   "none": edgekd without torch (profile, doctor and gate of exported artifacts need no
+#                   torch; PyPI's aarch64 torch 2.13 is a CUDA build that pulls nvidia-* wheels, so where
+#                   download.pytorch.org cannot be reached, "none" is the way to a board install)
 #   ORT_VERSION     the onnxruntime to pin (default 1.23.2, the last one measured on a Pi)
 set -eu
 SRC=${1:?usage: install-board.sh SRC_DIR [VENV]}
@@ -24,8 +27,24 @@ case "$(uname -m)" in
 esac
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --upgrade pip
-"$VENV/bin/pip" install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
-if [ -n "$EXTRAS" ]; then TARGET="$SRC[$EXTRAS]"; else TARGET="$SRC"; fi
-"$VENV/bin/pip" install "$TARGET" "onnxruntime==$ORT_VERSION"
+if [ "$TORCH_VERSION" = none ]; then
+  # edgekd itself without dependencies, then its requirements and extras except torch
+  "$VENV/bin/pip" install --no-deps "$SRC"
+  REQS=$(mktemp)
+  "$VENV/bin/python" - "$SRC/pyproject.toml" "$EXTRAS" > "$REQS" <<'PY'
+import re, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+reqs = list(project["dependencies"])
+for extra in filter(None, sys.argv[2].split(",")):
+    reqs += project["optional-dependencies"][extra]
+print("\n".join(r for r in reqs if re.split(r"[<>=!~ \[;]", r, maxsplit=1)[0].lower() != "torch"))
+PY
+  "$VENV/bin/pip" install -r "$REQS" "onnxruntime==$ORT_VERSION"
+  rm -f "$REQS"
+else
+  "$VENV/bin/pip" install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
+  if [ -n "$EXTRAS" ]; then TARGET="$SRC[$EXTRAS]"; else TARGET="$SRC"; fi
+  "$VENV/bin/pip" install "$TARGET" "onnxruntime==$ORT_VERSION"
+fi
 "$VENV/bin/python" -c "import edgekd, onnxruntime; print('edgekd installed; onnxruntime', onnxruntime.__version__)"
 "$VENV/bin/edgekd" --help >/dev/null

@@ -57,7 +57,9 @@ build() {
   mount_proc
   trap umount_proc EXIT
   # no .pyc compilation at install: emulated, it costs more than the install itself
-  chroot "$ROOTFS" env EDGEKD_EXTRAS="$EXTRAS" PIP_NO_COMPILE=1 HOME=/root \
+  # TORCH_VERSION=none: download.pytorch.org is not reachable from these machines and PyPI's aarch64
+  # torch is a CUDA build; the board runs exported artifacts, which need no torch
+  chroot "$ROOTFS" env EDGEKD_EXTRAS="$EXTRAS" TORCH_VERSION="${TORCH_VERSION:-none}" PIP_NO_COMPILE=1 HOME=/root \
     sh /usr/local/bin/install-board.sh /opt/edgekd-src /opt/edgekd
   umount_proc
   trap - EXIT
