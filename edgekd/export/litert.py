@@ -176,3 +176,20 @@ def export_litert(model: Any, spec: IOSpec, path: str | Path, *, precision: str 
     dynamic_dims = {t.name: dict(t.dynamic_dims) for t in spec.inputs if t.dynamic_dims} if dyn else {}
     return LiteRtExportResult(target, precision, dynamic_dims, reason, time.perf_counter() - t0, io,
                               spec.input_names, spec.output_names)
+
+
+def check_litert_parity(model: Any, spec: IOSpec, path: Path, feeds: Sequence[Mapping[str, np.ndarray]], *,
+                        precision: str = "fp32", atol: float = 1e-4, rtol: float = 1e-3,
+                        min_agreement: float = 0.99, raise_on_failure: bool = True) -> Any:
+    """The .tflite at ``path`` (run by the litert runtime, 1 thread) against the torch ``model`` on ``feeds``:
+    allclose for FP32, argmax agreement over the channel axis for INT8 (as for the other INT8 artifacts).
+    Returns the ParityReport; raises ParityError on failure unless ``raise_on_failure=False``."""
+    from edgekd.export.parity import check_parity
+    from edgekd.runtime import SessionOptions, get_runtime
+    from edgekd.runtime.predict import session_predict, torch_predict
+
+    sess = get_runtime("litert").load(path, SessionOptions(threads=1))
+    compare = "argmax" if precision == "int8" else "allclose"
+    return check_parity(torch_predict(model, spec), session_predict(sess), feeds, output_names=spec.output_names,
+                        atol=atol, rtol=rtol, artifact=path.name, compare=compare, min_agreement=min_agreement,
+                        raise_on_failure=raise_on_failure)

@@ -94,6 +94,20 @@ def test_reference_kernels_match_xnnpack(tmp_path: Path) -> None:
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_export_parity_helper_judges_fp32_and_int8(tmp_path: Path) -> None:
+    from edgekd.errors import ParityError
+    from edgekd.export.litert import check_litert_parity
+
+    feeds = [C.SPEC.dummy_inputs({"batch": 1}, seed=s) for s in (11, 12)]
+    rep = check_litert_parity(C.make_model(), C.SPEC, fixture_tflite(tmp_path, "fp32"), feeds)
+    assert rep.passed and rep.samples == 2
+    q = check_litert_parity(C.make_model(), C.SPEC, fixture_tflite(tmp_path, "int8"), feeds, precision="int8",
+                            raise_on_failure=False)
+    assert all(o.agreement is not None for o in q.outputs)  # INT8 is judged by argmax agreement
+    with pytest.raises(ParityError):  # another model's weights: the check can fail
+        check_litert_parity(C.make_model(seed=1), C.SPEC, fixture_tflite(tmp_path, "fp32"), feeds)
+
+
 def test_not_a_model_is_profile_error(tmp_path: Path) -> None:
     bad = tmp_path / "junk.tflite"
     bad.write_bytes(b"this is not a flatbuffer")
