@@ -47,8 +47,12 @@ def artifacts(student: Any, spec: Any, folder: Path, calib: list[dict[str, np.nd
     onnx = export_onnx(student, spec, folder / "fp32.onnx", opset=17, exporter="torchscript",
                        dynamic_batch=False).path
     quantize_onnx_static(onnx, folder / "ort_int8.onnx", calib)
-    quantize_openvino(onnx, folder / "ov_int8.xml", calib)
-    out = {"ort fp32": onnx, "ort int8": folder / "ort_int8.onnx", "ov fp32": onnx, "ov int8": folder / "ov_int8.xml"}
+    out = {"ort fp32": onnx, "ort int8": folder / "ort_int8.onnx"}
+    try:
+        quantize_openvino(onnx, folder / "ov_int8.xml", calib)
+        out.update({"ov fp32": onnx, "ov int8": folder / "ov_int8.xml"})
+    except Exception as exc:  # noqa: BLE001 - OpenVINO cannot read every ONNX graph: say so, time the rest
+        print(f"  OpenVINO rows skipped: {str(exc).strip().splitlines()[-1][:160]}")
     for p in ("fp32", "int8"):
         # batch 1 fixed: what a board runs (and litert-torch 0.10 failed on every student's dynamic batch)
         r = export_litert(student, spec, folder / f"{p}.tflite", precision=p, calibration=calib, dynamic=False)
@@ -119,7 +123,9 @@ def main() -> int:
                 p50, p90 = lat[f"{rt} {p}"]
                 lat_rows.append([recipe, f"{rt} {p}", f"{p50:.3f}", f"{p90:.3f}", f"{p50 / base:.2f}",
                                  f"{load0:.1f}/{load1:.1f}"])
-        print_table(["recipe", "runtime", "p50", "p90", "ratio", "load avg before/after"], lat_rows[-6:])
+        print_table(["recipe", "precision", "max |diff|", "max |diff| / ref std"], par_rows[-2:])
+        print_table(["recipe", "runtime", "p50", "p90", "ratio", "load avg before/after"],
+                    [r for r in lat_rows if r[0] == recipe])
     print("\nParity of the .tflite against torch (8 inputs, worst output):")
     print_table(["recipe", "precision", "max |diff|", "max |diff| / ref std"], par_rows)
     print("\nLatency at 1 thread, interleaved (ms; ratio = p50 / LiteRT p50 at the same precision):")

@@ -42,9 +42,19 @@ build() {
   local t0=$SECONDS
   host_packages
   binfmt
-  if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
-    mmdebstrap --architectures=arm64 --variant=apt \
-      --include=python3,python3-venv,openssh-server,ca-certificates bookworm "$ROOTFS"
+  local pkgs=python3,python3-venv,openssh-server,ca-certificates
+  if [ ! -f "$ROOTFS/.sim-pi-base" ]; then
+    [ -d "$ROOTFS/etc" ] || mmdebstrap --architectures=arm64 --variant=apt --include=$pkgs bookworm "$ROOTFS" ||
+      echo "sim-pi: mmdebstrap stopped; finishing the rootfs in the chroot"
+    # resumable: a build interrupted while packages were configured (slow under emulation) goes on here
+    cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+    mount_proc
+    trap umount_proc EXIT
+    chroot "$ROOTFS" dpkg --configure -a
+    chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${pkgs//,/ }
+    umount_proc
+    trap - EXIT
+    touch "$ROOTFS/.sim-pi-base"
   fi
   echo "sim-pi: rootfs ready after $((SECONDS - t0)) s"
   [ "$(chroot "$ROOTFS" uname -m)" = aarch64 ] || die "chroot uname -m is not aarch64"
