@@ -73,7 +73,7 @@ def parity(student: Any, spec: Any, path: Path) -> tuple[float, float]:
         with torch.no_grad():
             ref = student(*(torch.from_numpy(feeds[n]) for n in spec.input_names))
         refs = (ref,) if isinstance(ref, torch.Tensor) else tuple(ref)
-        for got, want in zip(sess.run(feeds), refs, strict=True):
+        for got, want in zip(sess.run(_as_session_dtypes(feeds, sess)), refs, strict=True):
             w = want.numpy()
             d = float(np.abs(got - w).max())
             worst_abs = max(worst_abs, d)
@@ -81,13 +81,23 @@ def parity(student: Any, spec: Any, path: Path) -> tuple[float, float]:
     return worst_abs, worst_rel
 
 
+def _as_session_dtypes(feeds: dict[str, np.ndarray], sess: Any) -> dict[str, np.ndarray]:
+    """litert-torch narrows int64 inputs (token ids) to int32: feed what the .tflite declares."""
+    return {t.name: feeds[t.name].astype(t.dtype) for t in sess.inputs}
+
+
 def latency(paths: dict[str, Path], feeds: dict[str, np.ndarray], sessions: int) -> dict[str, tuple[float, float]]:
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
     from edgekd.runtime import SessionOptions
 
+    from edgekd.runtime import get_runtime
+
     runtime = {"ort": "onnxruntime", "ov": "openvino", "litert": "litert"}
-    targets = [ProfileTarget(p, runtime[k.split()[0]], SessionOptions(threads=1, precision=k.split()[1]), feeds,
-                             label=k) for k, p in paths.items()]
+    targets = []
+    for k, p in paths.items():
+        rt, prec = runtime[k.split()[0]], k.split()[1]
+        f = feeds if rt != "litert" else _as_session_dtypes(feeds, get_runtime(rt).load(p, SessionOptions()))
+        targets.append(ProfileTarget(p, rt, SessionOptions(threads=1, precision=prec), f, label=k))
     cfg = MeasureConfig(sessions=sessions, iterations=50, min_duration_s=1.5, warmup_s=0.3)
     reps = profile_artifacts(targets, cfg, interleave=True, progress=False)
     return {t.label or "": (r.latency_ms["p50"], r.latency_ms["p90"]) for t, r in zip(targets, reps, strict=True)}

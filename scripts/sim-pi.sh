@@ -69,7 +69,11 @@ build() {
   # no .pyc compilation at install: emulated, it costs more than the install itself
   # TORCH_VERSION=none: download.pytorch.org is not reachable from these machines and PyPI's aarch64
   # torch is a CUDA build; the board runs exported artifacts, which need no torch
-  chroot "$ROOTFS" env EDGEKD_EXTRAS="$EXTRAS" TORCH_VERSION="${TORCH_VERSION:-none}" PIP_NO_COMPILE=1 HOME=/root \
+  # this machine's CA bundle: where HTTPS goes through an intercepting proxy, its CA is only there
+  cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ROOTFS/etc/ssl/host-ca.crt"
+  chroot "$ROOTFS" env -u SSL_CERT_DIR EDGEKD_EXTRAS="$EXTRAS" TORCH_VERSION="${TORCH_VERSION:-none}" \
+    PIP_NO_COMPILE=1 HOME=/root PIP_CERT=/etc/ssl/host-ca.crt SSL_CERT_FILE=/etc/ssl/host-ca.crt \
+    REQUESTS_CA_BUNDLE=/etc/ssl/host-ca.crt \
     sh /usr/local/bin/install-board.sh /opt/edgekd-src /opt/edgekd
   umount_proc
   trap - EXIT
