@@ -35,8 +35,16 @@ binfmt() {
   grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "binfmt_misc has no enabled qemu-aarch64 handler"
 }
 
-mount_proc() { mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"; }
-umount_proc() { ! mountpoint -q "$ROOTFS/proc" || umount "$ROOTFS/proc"; }
+# /proc for everything; /sys read-only because onnxruntime's cpuinfo aborts without
+# /sys/devices/system/cpu/possible (it is the host's sysfs: the doctor still finds no Pi there)
+mount_proc() {
+  mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
+  mountpoint -q "$ROOTFS/sys" || mount -t sysfs -o ro sysfs "$ROOTFS/sys"
+}
+umount_proc() {
+  ! mountpoint -q "$ROOTFS/sys" || umount "$ROOTFS/sys"
+  ! mountpoint -q "$ROOTFS/proc" || umount "$ROOTFS/proc"
+}
 
 build() {
   local t0=$SECONDS
@@ -71,10 +79,11 @@ build() {
   # torch is a CUDA build; the board runs exported artifacts, which need no torch
   # this machine's CA bundle: where HTTPS goes through an intercepting proxy, its CA is only there
   cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ROOTFS/etc/ssl/host-ca.crt"
-  chroot "$ROOTFS" env -u SSL_CERT_DIR EDGEKD_EXTRAS="$EXTRAS" TORCH_VERSION="${TORCH_VERSION:-none}" \
+  [ -f "$ROOTFS/opt/edgekd/.installed" ] || chroot "$ROOTFS" env -u SSL_CERT_DIR EDGEKD_EXTRAS="$EXTRAS" TORCH_VERSION="${TORCH_VERSION:-none}" \
     PIP_NO_COMPILE=1 HOME=/root PIP_CERT=/etc/ssl/host-ca.crt SSL_CERT_FILE=/etc/ssl/host-ca.crt \
     REQUESTS_CA_BUNDLE=/etc/ssl/host-ca.crt \
     sh /usr/local/bin/install-board.sh /opt/edgekd-src /opt/edgekd
+  touch "$ROOTFS/opt/edgekd/.installed"  # delete it to reinstall
   umount_proc
   trap - EXIT
   echo "sim-pi: edgekd installed after $((SECONDS - t0)) s"
