@@ -88,9 +88,7 @@ def _as_session_dtypes(feeds: dict[str, np.ndarray], sess: Any) -> dict[str, np.
 
 def latency(paths: dict[str, Path], feeds: dict[str, np.ndarray], sessions: int) -> dict[str, tuple[float, float]]:
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts
-    from edgekd.runtime import SessionOptions
-
-    from edgekd.runtime import get_runtime
+    from edgekd.runtime import SessionOptions, get_runtime
 
     runtime = {"ort": "onnxruntime", "ov": "openvino", "litert": "litert"}
     targets = []
