@@ -1,18 +1,16 @@
-# edgekd on a Raspberry Pi 4/5 (64-bit OS, arm64): ONNX Runtime and OpenVINO CPU.
+# edgekd on a Raspberry Pi 4/5 (64-bit OS, arm64): ONNX Runtime, OpenVINO and LiteRT (XNNPACK) CPU.
+# docker/install-board.sh does the install; scripts/sim-pi.sh runs the same script in a simulated board.
 # build (on the Pi, or cross: docker buildx build --platform linux/arm64):
 #        docker build -f docker/rpi.Dockerfile -t edgekd:rpi .
 # run:   docker run --rm -v "$PWD:/work" -v /sys:/sys:ro --device /dev/vchiq edgekd:rpi \
 #            profile /work/student.int8.onnx --device raspberry-pi-5 --out /work/p.json
 #        (/sys for cpufreq and thermal zones; /dev/vchiq for vcgencmd throttling flags)
 FROM arm64v8/python:3.11.10-slim-bookworm AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/edgekd
-ENV PATH=/opt/edgekd/bin:$PATH
 WORKDIR /src
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY docker/install-board.sh /usr/local/bin/install-board.sh
 COPY pyproject.toml README.md ./
 COPY edgekd ./edgekd
-RUN pip install ".[openvino]" "onnxruntime==1.23.2"
+RUN sh /usr/local/bin/install-board.sh /src /opt/edgekd
 
 FROM arm64v8/python:3.11.10-slim-bookworm
 COPY --from=build /opt/edgekd /opt/edgekd

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from edgekd.profile.emulation import detect_emulation
 from edgekd.profile.sensors import _read, _run
 
 # Fields that must be equal for two measurements to be compared (dotted paths into the fingerprint).
@@ -123,6 +124,8 @@ def collect_fingerprint(runtime_settings: dict[str, Any] | None = None) -> dict[
         "gpu": gpu_info(),
         "jetson": jetson_info(),
         "raspberry_pi": raspberry_pi_info(),
+        # a latency measured under QEMU is not the board's: the report must say so
+        "emulation": detect_emulation().as_dict(),
     }
     if runtime_settings is not None:
         rs = dict(runtime_settings)

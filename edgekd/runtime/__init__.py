@@ -12,6 +12,7 @@ _BACKENDS = {
     "onnxruntime": "edgekd.runtime.onnxruntime",
     "openvino": "edgekd.runtime.openvino",
     "tensorrt": "edgekd.runtime.tensorrt",
+    "litert": "edgekd.runtime.litert",
 }
 
 

@@ -2,7 +2,8 @@
 
 A backend's test file loads this module with :func:`load` and subclasses :class:`RuntimeConformance`
 as ``Test<Backend>``, overriding ``runtime`` and, where it cannot load ONNX, ``make_artifact`` /
-``open_session``. The fixture model has two inputs (an image with a dynamic batch and a vector) and
+``open_session`` (e.g. convert the fixture model to its own format). A backend whose artifact has a
+fixed batch (a converter that cannot keep it dynamic) sets ``batch`` to that size. The fixture model has two inputs (an image with a dynamic batch and a vector) and
 two outputs (class scores and a dense map), so name/order mistakes cannot cancel out.
 """
 
@@ -79,6 +80,7 @@ class RuntimeConformance:
     atol: float = 1e-4
     rtol: float = 1e-3
     options: SessionOptions = SessionOptions(threads=1)
+    batch: int | None = None  # None: the artifact keeps a dynamic batch; an int: its fixed batch
     # settings() keys every backend reports (the profiler writes them into its report)
     settings_keys = ("name", "version", "threads", "device", "precision")
 
@@ -106,7 +108,7 @@ class RuntimeConformance:
 
     @pytest.fixture
     def feeds(self) -> dict[str, np.ndarray]:
-        return SPEC.dummy_inputs({"batch": 3}, seed=1)
+        return SPEC.dummy_inputs({"batch": self.batch or 3}, seed=1)
 
     # --- tests --------------------------------------------------------------------------------
     def test_available(self) -> None:
@@ -121,22 +123,28 @@ class RuntimeConformance:
         assert [t.name for t in session.inputs] == SPEC.input_names
         assert [t.name for t in session.outputs] == SPEC.output_names
         # the dynamic batch stays dynamic (a name), the fixed dims stay fixed
-        assert isinstance(session.inputs[0].shape[0], str)
+        if self.batch is None:
+            assert isinstance(session.inputs[0].shape[0], str)
+        else:
+            assert session.inputs[0].shape[0] == self.batch
         assert tuple(session.inputs[0].shape[1:]) == (3, 16, 16)
         assert [t.dtype for t in session.inputs] == ["float32", "float32"]
 
     def test_parity_with_torch(self, session: Session, model: nn.Module) -> None:
-        feeds = [SPEC.dummy_inputs({"batch": b}, seed=b) for b in (1, 4)]
+        batches = (1, 4) if self.batch is None else (self.batch, self.batch)
+        feeds = [SPEC.dummy_inputs({"batch": b}, seed=b if self.batch is None else i)
+                 for i, b in enumerate(batches, 1)]
         rep = check_parity(torch_predict(model, SPEC), session_predict(session), feeds,
                            output_names=SPEC.output_names, atol=self.atol, rtol=self.rtol, artifact=self.runtime)
         assert rep.passed
-        assert rep.samples == 5
+        assert rep.samples == sum(batches)
         assert [o.name for o in rep.outputs] == SPEC.output_names
         assert all(o.max_abs_diff < self.atol * 10 for o in rep.outputs)
 
     def test_outputs_in_declared_order_and_shape(self, session: Session, feeds: dict[str, np.ndarray]) -> None:
         outs = session.run(feeds)
-        assert [o.shape for o in outs] == [(3, 5), (3, 2, 16, 16)]
+        b = self.batch or 3
+        assert [o.shape for o in outs] == [(b, 5), (b, 2, 16, 16)]
         assert all(o.dtype == np.float32 for o in outs)
 
     @pytest.mark.parametrize("case, needle", [
