@@ -13,9 +13,10 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 def register(app: typer.Typer) -> None:
     @app.command("profile")
     def profile(
-        artifact: Annotated[Path, typer.Argument(help="model file: .onnx, OpenVINO .xml, TensorRT .engine/.plan")],
+        artifact: Annotated[Path, typer.Argument(help="model file: .onnx, OpenVINO .xml, TensorRT .engine/.plan, "
+                                                   "LiteRT .tflite")],
         runtime: Annotated[str | None, typer.Option("--runtime", "-r", help="onnxruntime | openvino | tensorrt | "
-                                                    "torch [default: from the suffix]")] = None,
+                                                    "litert | torch [default: from the suffix]")] = None,
         device: Annotated[str | None, typer.Option("--device", "-d", help="device profile: checks the runtime "
                                                    "and precision, gives the default threads")] = None,
         precision: Annotated[str, typer.Option("--precision", "-p", help="fp32 | fp16 | bf16 | int8 (inference "

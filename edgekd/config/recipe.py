@@ -252,7 +252,7 @@ class ParityConfig(Strict):
     samples: int = Field(16, ge=1, le=100_000)
 
 
-ExportFormat = Literal["onnx", "openvino", "tensorrt"]
+ExportFormat = Literal["onnx", "openvino", "tensorrt", "litert"]
 
 
 class ExportConfig(Strict):

@@ -18,7 +18,7 @@ from typing import Any
 from edgekd.errors import ConfigError
 from edgekd.runtime.predict import onnx_predict
 
-FORMATS = ("onnx", "openvino", "tensorrt")
+FORMATS = ("onnx", "openvino", "tensorrt", "litert")
 
 
 @dataclass
@@ -59,6 +59,10 @@ def export_onnx_file(src: Path, fmt: str, out: Path, *, input_shapes: dict[str, 
     from edgekd.export.external import concrete_feeds, prepare_external_onnx
     from edgekd.export.parity import check_parity
 
+    if fmt == "litert":
+        # litert-torch converts torch programs; there is no maintained ONNX -> .tflite path to vouch for
+        raise ConfigError(f"--format litert converts a torch model, and SOURCE {src.name!r} is an ONNX file",
+                          hint="pass the output folder of an edgekd run (its student is rebuilt in torch)")
     atol = 1e-4 if atol is None else atol
     rtol = 1e-3 if rtol is None else rtol
     em = prepare_external_onnx(src, input_shapes=input_shapes)

@@ -79,7 +79,7 @@ class Artifact:
 @dataclass(frozen=True)
 class ArtifactSet:
     """The files one recipe's run writes into ``out_dir`` (export formats' files are listed by their
-    exporter, under ``openvino/`` and ``tensorrt/``)."""
+    exporter, under ``openvino/``, ``tensorrt/`` and ``litert/``)."""
 
     out_dir: Path
     qat: QatPlan
@@ -104,7 +104,7 @@ class ArtifactSet:
     REPORTS = (Artifact("report.json", "report", "", ""), Artifact("report.md", "report", "", ""),
                Artifact("report_tradeoff.png", "report", "", ""))
     #: the folders an earlier run's export formats wrote into
-    FORMAT_DIRS = ("openvino", "tensorrt")
+    FORMAT_DIRS = ("openvino", "tensorrt", "litert")
 
     @property
     def fp32(self) -> Artifact | None:

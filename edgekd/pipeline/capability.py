@@ -31,6 +31,10 @@ def check_capabilities(recipe: RecipeBase, device: DeviceConfig) -> list[str]:
             warnings.append("export.formats includes 'openvino' but the openvino extra is not installed: skipping "
                             "the OpenVINO IR (pip install 'edgekd[openvino]', then `edgekd export RUN_DIR --format "
                             "openvino --out RUN_DIR-openvino`)")
+        if fmt == "litert" and importlib.util.find_spec("litert_torch") is None:
+            warnings.append("export.formats includes 'litert' but the litert-export extra is not installed: "
+                            "skipping the .tflite files (pip install 'edgekd[litert-export]' in its own "
+                            "environment)")
         if fmt == "tensorrt" and not _cuda_available():
             warnings.append("export.formats includes 'tensorrt' but this host has no CUDA GPU: writing the ONNX "
                             "model and a build plan; run `edgekd build-engine` on the target to build the engine")

@@ -62,6 +62,14 @@ def _export_run(run_dir: Path, fmt: str, out: Path, *, weights: str | None = Non
              for b in (1, 2)]
     kw = dict(opset=opset or ecfg.opset, exporter=exporter or ecfg.exporter, dynamic_batch=dynamic_batch,
               simplify=simplify)
+    if fmt == "litert":
+        from edgekd.export.litert import check_litert_parity, export_litert
+
+        tfl = out if out.suffix == ".tflite" else out / "student.tflite"
+        lt = export_litert(run.module, spec, tfl, dynamic=dynamic_batch)
+        lt_rep = check_litert_parity(run.module, spec, lt.path, feeds, atol=atol, rtol=rtol)
+        return ExportSummary(fmt, "run", [lt.path], asdict(lt_rep), _public(lt),
+                             [f"batch fixed: {lt.fallback_reason}"] if lt.fallback_reason else [])
     if fmt == "openvino":
         from edgekd.export.openvino import check_openvino_parity, export_openvino_from_torch
 

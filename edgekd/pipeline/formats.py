@@ -2,6 +2,8 @@
 
 - ``openvino``: ``openvino/student.xml`` + ``.bin``, converted from the torch student and checked
   against it (allclose at the recipe's parity tolerances, on test-split inputs).
+- ``litert``: ``litert/student.tflite`` and ``student.int8.tflite`` (LiteRT/XNNPACK, the Raspberry Pi's CPU
+  runtime), converted from the torch student by litert-torch (the ``litert-export`` extra) and checked;
 - ``tensorrt``: ``tensorrt/student.onnx`` + ``student.plan.json`` (and the INT8 calibration batches):
   engines are not portable, so the engine itself is built on the target by ``edgekd build-engine``,
   which checks its parity there. Its precision is the device budget's when that budget runs on
@@ -43,7 +45,35 @@ def export_extra_formats(student: Any, task: Task, recipe: RecipeBase, device: D
             done[fmt] = _openvino(student, spec if spec is not None else task.io_spec(), recipe, out_dir, feeds)
         elif fmt == "tensorrt":
             done[fmt] = _tensorrt(recipe, device, out_dir, onnx_path, qdq, feeds, calib, tensorrt_note)
+        elif fmt == "litert":
+            done[fmt] = _litert(student, spec if spec is not None else task.io_spec(), recipe, out_dir, feeds,
+                                calib)
     return done
+
+
+def _litert(student: Any, spec: Any, recipe: RecipeBase, out_dir: Path, feeds: list[dict[str, np.ndarray]],
+            calib: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """``litert/student.tflite`` (FP32) and ``student.int8.tflite`` (PT2E INT8, int8 I/O) from the torch student,
+    each checked against it (FP32 allclose; INT8 by argmax agreement, measured, not judged)."""
+    import importlib.util
+
+    from edgekd.quantize.fake_quant import is_qat
+
+    if is_qat(student):
+        return {"skipped": "distill.qat: the fake-quant student has no LiteRT conversion here", "files": []}
+    if importlib.util.find_spec("litert_torch") is None:
+        return {"skipped": "the litert-export extra is not installed: pip install 'edgekd[litert-export]' (in its "
+                           "own environment: it pins typing-extensions below what pydantic wants)", "files": []}
+    from edgekd.export.litert import check_litert_parity, export_litert
+
+    par, files, parity = recipe.export.parity, [], {}
+    for precision, name in (("fp32", "student.tflite"), ("int8", "student.int8.tflite")):
+        res = export_litert(student, spec, out_dir / "litert" / name, precision=precision, calibration=calib)
+        rep = check_litert_parity(student, spec, res.path, feeds, precision=precision, atol=par.atol,
+                                  rtol=par.rtol, raise_on_failure=precision == "fp32")
+        files.append(str(res.path.relative_to(out_dir)))
+        parity[precision] = bool(getattr(rep, "passed", True))
+    return {"files": files, "parity_passed": parity}
 
 
 def _openvino(student: Any, spec: Any, recipe: RecipeBase, out_dir: Path,

@@ -16,7 +16,8 @@ OK, WARN, FAIL, ABSENT = "ok", "warn", "fail", "not present"
 
 # edgekd runtime name -> (Python distribution(s) providing it, extra)
 RUNTIME_PACKAGES = {"onnxruntime": (("onnxruntime", "onnxruntime-gpu"), None), "openvino": (("openvino",), "openvino"),
-                    "tensorrt": (("tensorrt",), "tensorrt"), "torch": (("torch",), None)}
+                    "tensorrt": (("tensorrt",), "tensorrt"), "torch": (("torch",), None),
+                    "litert": (("ai-edge-litert",), "litert")}
 
 
 @dataclass
@@ -236,6 +237,15 @@ def check_board(fp: dict[str, Any], device: Any) -> Finding:
     return Finding(f"board matches {device.name}", OK, "fingerprint matches the device profile")
 
 
+def check_emulation(fp: dict[str, Any]) -> Finding:
+    """Under an emulator (qemu-user on a foreign CPU) everything works but latency means nothing."""
+    emu = fp.get("emulation") or {}
+    if not emu.get("emulated"):
+        return Finding("emulation", OK, f"native ({emu.get('kind', 'none')})")
+    return Finding("emulation", WARN, f"emulated ({emu.get('kind')}): " + "; ".join(emu.get("evidence") or []),
+                   "profiles taken here are marked INVALID: measure latency on the real board")
+
+
 def run_doctor(device_name: str | None = None) -> tuple[bool, list[Finding]]:
     from edgekd.profile.fingerprint import collect_fingerprint
     from edgekd.profile.sensors import cpu_freqs_mhz, thermal_zones
@@ -257,6 +267,7 @@ def run_doctor(device_name: str | None = None) -> tuple[bool, list[Finding]]:
     from edgekd.profile.sensors import usable_cpus
 
     findings.append(check_load(sample_runnable(), usable_cpus()))
+    findings.append(check_emulation(fp))
     tz = thermal_zones()
     findings.append(Finding("thermal sensors", OK if tz else ABSENT,
                             f"{len(tz)} thermal zones" if tz else "no /sys/class/thermal zones: throttling by "

@@ -18,7 +18,7 @@ from edgekd.errors import ConfigError, ProfileError
 from edgekd.runtime.base import SessionOptions
 
 SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
-                  ".trt": "tensorrt"}
+                  ".trt": "tensorrt", ".tflite": "litert"}
 
 
 def infer_runtime(artifact: Path, runtime: str | None) -> str:

@@ -296,6 +296,10 @@ class InterleavedRun:
             samples = np.stack(st.sessions)
             s = summarize(samples, noisy_cv=self.cfg.noisy_cv)
             inval = list(reasons)
+            emu = device.get("emulation") or {}
+            if emu.get("emulated"):  # never present an emulator's latency as the board's
+                inval.append(f"emulated ({emu.get('kind', 'unknown')}): this latency is the emulator's, not the "
+                             "board's; profile on the real board")
             if s.p90_ucb99 is None:
                 inval.append(f"too few samples ({s.n}) for a 99% upper bound on p90: at least 44 are needed")
             art = st.target.artifact

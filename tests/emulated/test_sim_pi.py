@@ -97,6 +97,7 @@ def test_profile_over_ssh_is_marked_emulated(board_report: tuple[subprocess.Comp
     fp = doc["device"]
     assert fp["arch"] == "aarch64"
     assert fp["emulation"]["emulated"] is True and fp["emulation"]["kind"] == "qemu-user"
+    assert doc["valid"] is False and any("emulated" in r for r in doc["invalid_reasons"])
     assert doc["remote"]["samples_sha256_verified"] is True
     assert doc["results"]["latency_ms"]["p50"] > 0
 
@@ -106,6 +107,7 @@ def test_gate_on_the_board_report(board_report: tuple[subprocess.CompletedProces
     assert proc.returncode == 0, proc.stderr[-2000:]
     verdict = out.parent / "verdict.json"
     r = edgekd("gate", str(out), "--device", "raspberry-pi-5", "--recipe", "gaze", "--json", str(verdict))
-    # a verdict, whatever it is (PASS/FAIL/INCONCLUSIVE/INVALID), never a usage or internal error
-    assert r.returncode in (0, 1, 3, 4), r.stdout[-2000:] + r.stderr[-2000:]
-    assert json.loads(verdict.read_text())
+    # an emulated profile is never judged as the board's latency: INVALID, saying why
+    assert r.returncode == 4, r.stdout[-2000:] + r.stderr[-2000:]
+    assert json.loads(verdict.read_text())["verdict"] == "INVALID"
+    assert "emulated" in r.stdout + r.stderr

@@ -108,6 +108,20 @@ def test_too_few_samples_is_invalid() -> None:
     assert rep.latency_ms["p90_ucb99"] is None
 
 
+def test_an_emulated_run_is_never_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Latency measured under qemu-user is the emulator's, not the board's (issue 23): INVALID, saying why."""
+    import edgekd.profile.fingerprint as fingerprint
+    from edgekd.profile.emulation import Emulation
+
+    [honest] = profile_artifacts([_fake_target("A")], FAST, progress=False)
+    assert honest.valid  # the control: the same run, not emulated
+    monkeypatch.setattr(fingerprint, "detect_emulation",
+                        lambda: Emulation(True, "qemu-user", ("uname -m is aarch64 but the CPU is x86",)))
+    [rep] = profile_artifacts([_fake_target("A")], FAST, progress=False)
+    assert rep.data["device"]["emulation"]["emulated"] is True
+    assert not rep.valid and any("emulated (qemu-user)" in r for r in rep.invalid_reasons)
+
+
 def test_sequential_rounds_add_sessions() -> None:
     with InterleavedRun([_fake_target("A"), _fake_target("B")], FAST, progress=False) as run:
         run.run_rounds(2)
