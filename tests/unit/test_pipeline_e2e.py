@@ -21,7 +21,8 @@ def test_every_recipe_has_a_smoke_preset(recipe: str) -> None:
     assert r.preset == "smoke"
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
+# gaze's smoke run trains an MAE-pretrained teacher (~60 s): slow; the other three stay in the default suite
+@pytest.mark.parametrize("recipe", [pytest.param(r, marks=pytest.mark.slow) if r == "gaze" else r for r in RECIPES])
 def test_distill_and_export_smoke(recipe: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     code = main(["distill-and-export", recipe, "--preset", "smoke", "--out", str(out), "--no-progress",
@@ -88,6 +89,7 @@ def test_unknown_recipe_and_device_exit_2(capsys: pytest.CaptureFixture[str]) ->
     assert "Did you mean" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a whole pipeline run: 40-400 s on 2 cores
 def test_qat_run_ships_its_own_int8_export_and_no_ptq(tmp_path: Path) -> None:
     out = tmp_path / "qat"
     code = main(["distill-and-export", "gaze", "--preset", "smoke", "--out", str(out), "--no-progress",
@@ -106,6 +108,7 @@ def test_qat_run_ships_its_own_int8_export_and_no_ptq(tmp_path: Path) -> None:
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+@pytest.mark.slow  # a whole pipeline run: 40-400 s on 2 cores
 def test_max_metric_drop_runs_the_accuracy_aware_fallback_on_val(tmp_path: Path) -> None:
     out = tmp_path / "fb"
     # a drop of 0 forces layers back to FP32 until INT8 matches FP32 on the val split (or the best reached)
@@ -152,6 +155,7 @@ def test_export_formats_write_openvino_ir_and_a_tensorrt_plan(tmp_path: Path) ->
     assert not list((out / "openvino").glob("student.*")) and not list((out / "tensorrt").glob("student.*"))
 
 
+@pytest.mark.slow  # a whole pipeline run: 40-400 s on 2 cores
 def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_path: Path) -> None:
     import numpy as np
     import onnx
@@ -200,6 +204,7 @@ def test_qat_finetune_run_keeps_fp32_and_ships_a_4bit_weight_int8_export(tmp_pat
                  "--weights", "student_qat.safetensors"]) == 2  # --weights is for run folders
 
 
+@pytest.mark.slow  # a whole pipeline run: 40-400 s on 2 cores
 def test_qat_requantize_export_is_ort_static_qdq_of_the_qat_weights(tmp_path: Path) -> None:
     import onnx
 

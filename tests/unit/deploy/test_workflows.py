@@ -69,6 +69,7 @@ def _run_steps(job: dict, tmp_path: Path, env: dict[str, str], only: str | None 
     return ran
 
 
+@pytest.mark.slow  # a documented workflow run step by step: 60-80 s (the rpi one stays in the default suite)
 def test_host_workflow_runs_locally(tmp_path: Path) -> None:
     """The whole host path as CI runs it: distill-and-export (smoke preset) -> profile -> gate against the
     budgets -> keep the baseline; then a second pass gates the candidate against that baseline."""
@@ -150,6 +151,7 @@ def test_rpi_workflow_runs_locally(tmp_path: Path) -> None:
     assert any(c["name"] == "regression" for c in v["checks"]) and v["verdict"] != "FAIL"
 
 
+@pytest.mark.slow  # a documented workflow run step by step: 60-80 s (the rpi one stays in the default suite)
 def test_jetson_workflow_runs_locally(tmp_path: Path) -> None:
     """The Jetson workflow's steps on the host (container -> this edgekd, board -> host-cpu, smoke preset)."""
     wf = _load(ROOT / "docs/ci/jetson-selfhosted.yml")

@@ -72,6 +72,7 @@ def _run(cmd: list[str], tmp: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
+@pytest.mark.slow  # two torchrun processes on the gaze models: ~35 s (tests/unit/distill/test_ddp.py keeps DDP in the default suite)
 def test_torchrun_two_processes_trains_gaze_like_one(tmp_path: Path) -> None:
     from edgekd.distill import checkpoint as ckpt
 

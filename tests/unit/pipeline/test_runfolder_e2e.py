@@ -75,6 +75,7 @@ def _state(out: Path) -> str:
     return ", ".join(parts + ([f"temps: {', '.join(t.split('.tmp')[0] for t in temps)}"] if temps else []))
 
 
+@pytest.mark.soak  # not in CI: run by hand (python -m pytest -m soak)
 @pytest.mark.slow  # 14 smoke runs of the gaze recipe, most killed part-way: 10-25 min on a shared 2-core machine
 @pytest.mark.timeout(3600)
 def test_killed_reruns_of_the_real_pipeline_never_lie(tmp_path: Path) -> None:

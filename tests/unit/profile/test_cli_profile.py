@@ -74,7 +74,7 @@ def test_missing_file_and_not_a_model(tmp_path: Path, ort_backend: str, capsys: 
 
 
 def test_unknown_suffix_and_runtime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "m.tflite"
+    f = tmp_path / "m.pb"
     f.write_bytes(b"x")
     assert main(["profile", str(f), *FAST]) == 2
     assert "--runtime" in capsys.readouterr().err
@@ -100,3 +100,13 @@ def test_device_checks_runtime_and_precision(tmp_path: Path, ort_backend: str,
     m = make_cnn(tmp_path / "m.onnx", dynamic_batch=False)
     assert main(["profile", str(m), "--device", "host-cpu", "--precision", "fp16", *FAST]) == 2
     assert "not supported" in capsys.readouterr().err
+
+
+def test_tflite_is_profiled_by_litert_and_a_broken_file_is_exit_2(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
+    f = tmp_path / "m.tflite"
+    f.write_bytes(b"x")
+    assert main(["profile", str(f), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "litert could not load it" in err and "Traceback" not in err
