@@ -42,7 +42,7 @@ from edgekd.tasks.recipe import load_recipe
 
 def train_student(task: Any, recipe: Any, *, kd: bool, width: float | None = None, progress: bool = False) -> Any:
     from edgekd.distill.loop import fit
-    from edgekd.pipeline.teacher import _val_fn
+    from edgekd.pipeline.teacher_source import _val_fn
 
     common = dict(train_set=task.dataset("train"), input_names=task.io_spec().input_names, cfg=recipe.train,
                   task_loss=task.task_loss, val_fn=_val_fn(task), lower_is_better=False, seed=recipe.seed,
@@ -102,7 +102,7 @@ def main() -> None:
         save_module_weights(students[name], out / f"{name}.safetensors")
         print(f"{name}: {timings[name]:.0f}s")
 
-    from edgekd.pipeline.teacher import _val_fn
+    from edgekd.pipeline.teacher_source import _val_fn
 
     t0 = time.perf_counter()
     dag_history: list[dict[str, Any]] = []

@@ -23,8 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from edgekd.gate.judge import compare_reports, load_verified
 from edgekd.gate.regression import RegressionConfig, evaluate
-from edgekd.gate.run import compare_reports, load_verified
 from edgekd.gate.synthetic import tiny_cnn
 
 

@@ -61,7 +61,7 @@ def _eval(task: Any, model: Any, split: str = "test") -> float:
 
 def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from edgekd.distill.loop import fit
-    from edgekd.pipeline.teacher import _val_fn
+    from edgekd.pipeline.teacher_source import _val_fn
     from edgekd.tasks.gaze import GazeTaskConfig, synth
     from edgekd.tasks.gaze.config import GazeMAEConfig
     from edgekd.tasks.gaze.metric import mean_angular_error_deg

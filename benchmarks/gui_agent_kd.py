@@ -6,7 +6,7 @@ Each seed is one ``edgekd distill-and-export gui_agent`` run (teacher, student_a
 ONNX, INT8, profile). By default seed 0 trains the teacher and the other seeds reuse it
 (``teacher.source: checkpoint``): on 2 shared CPU cores one teacher per seed does not fit; pass
 ``--teacher-per-seed`` to train one per seed. After each run, the MPA-style parity stage
-(edgekd/tasks/gui_agent/parity.py) fine-tunes copies of student_alone and student_kd on the
+(edgekd/tasks/gui_agent/mpa.py) fine-tunes copies of student_alone and student_kd on the
 unlabelled transfer screens pseudo-labelled by the teacher, where the teacher is confident and
 the student disagrees.
 
@@ -111,7 +111,7 @@ def reexport(student: torch.nn.Module, task: Any, recipe: Any, run_dir: Path) ->
 
 def analyse_run(run_dir: Path, mpa: dict[str, Any], reexport_onnx: bool = True) -> dict[str, Any]:
     """Per-split accuracies (with text/icon) of every arm of one finished run, plus the MPA stage."""
-    from edgekd.tasks.gui_agent.parity import parity_align
+    from edgekd.tasks.gui_agent.mpa import parity_align
 
     report = json.loads((run_dir / "report.json").read_text())
     recipe = _recipe_of(run_dir)

@@ -40,7 +40,7 @@ seeds, and how often each QAT arm beats the better PTQ variant of its like-for-l
         [--weight-bits 4]
 
 The teacher is trained once (task data seed = recipe seed) and cached like the pipeline's
-(``edgekd.pipeline.teacher.obtain_teacher``); the seeds vary the student's training seed.
+(``edgekd.pipeline.teacher_source.obtain_teacher``); the seeds vary the student's training seed.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main() -> None:
     from edgekd.distill.fold_bn import fold_batchnorm
     from edgekd.distill.loop import fit
     from edgekd.export.onnx import export_onnx
-    from edgekd.pipeline.teacher import obtain_teacher
+    from edgekd.pipeline.teacher_source import obtain_teacher
     from edgekd.quantize.fake_quant import (
         bake_low_bit_weights,
         export_qdq_onnx,

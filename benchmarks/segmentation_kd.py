@@ -74,7 +74,7 @@ def scores(task: Any, model: Any) -> dict[str, Any]:
 def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
 
     from edgekd.distill.loop import fit
-    from edgekd.pipeline.teacher import _val_fn, obtain_teacher
+    from edgekd.pipeline.teacher_source import _val_fn, obtain_teacher
     from edgekd.tasks import build_task
     from edgekd.tasks.recipe import load_recipe
     from edgekd.weights import save_module_weights
@@ -242,7 +242,7 @@ def _print_latency(lat: dict[str, Any], title: str) -> None:
 def runtime_check(args: argparse.Namespace, out: Path, seed: int, arm: str) -> dict[str, Any]:
     """FP32 vs INT8 (ORT static QDQ per-channel; OpenVINO NNCF) mIoU and latency, student vs teacher."""
     from edgekd.export.parity import check_parity
-    from edgekd.pipeline.teacher import obtain_teacher
+    from edgekd.pipeline.teacher_source import obtain_teacher
     from edgekd.runtime import SessionOptions, get_runtime
     from edgekd.runtime.predict import session_predict
     from edgekd.tasks import build_task

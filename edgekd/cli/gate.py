@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
                                                         iterations=iterations), progress=progress)
         notes: list[str] = []
         if device is not None:
-            from edgekd.gate.run import budget_checks
+            from edgekd.gate.judge import budget_checks
 
             checks += budget_checks(cand_rep, device, recipe, pipeline_report=pipeline,
                                     artifact=None if cand_is_report else candidate, model=model, notes=notes)
@@ -114,7 +114,7 @@ def _regression(candidate: Path, baseline: Path | None, cfg: Any, cand_is_report
     """Regression checks (when --baseline) and the candidate's report: loaded and verified when it is a
     report, measured when it is a model file compared with a baseline, else None (profiled later)."""
     from edgekd.errors import EdgekdError
-    from edgekd.gate.run import compare_reports, load_verified, remeasure
+    from edgekd.gate.judge import compare_reports, load_verified, remeasure
 
     if baseline is None:
         return [], load_verified(candidate, "CANDIDATE") if cand_is_report else None

@@ -167,7 +167,7 @@ class ArtifactSet:
         art = self.int8 or self.fp32
         if art is None:
             return None
-        from edgekd.pipeline.budget import HOST_DEVICES
+        from edgekd.pipeline.budget_stage import HOST_DEVICES
 
         flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}" for n, shape in inputs.items())
         d = self.out_dir

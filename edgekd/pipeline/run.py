@@ -78,7 +78,7 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
 
 def _run_stages(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, warnings: list[str], *,
                 progress: bool, say: Callable[[str], None]) -> PipelineResult:
-    from edgekd.pipeline.budget import judge_budget
+    from edgekd.pipeline.budget_stage import judge_budget
 
     for w in warnings:
         say(f"warning: {w}")

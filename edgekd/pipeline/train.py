@@ -68,7 +68,7 @@ def train_students(ctx: RunContext, *, baseline: bool = True, resume: bool = Fal
 
 
 def _teacher_stage(ctx: RunContext, resume: bool) -> tuple[Any, dict[str, Any]]:
-    from edgekd.pipeline.teacher import obtain_teacher
+    from edgekd.pipeline.teacher_source import obtain_teacher
 
     saved = ctx.artifacts.TEACHER.path(ctx.out_dir)
     with ctx.rec.stage("teacher") as r:
@@ -86,7 +86,7 @@ def _teacher_stage(ctx: RunContext, resume: bool) -> tuple[Any, dict[str, Any]]:
 
 def _fit_kwargs(ctx: RunContext) -> dict[str, Any]:
     """What every student arm trains on: the train split, the task loss, the validation metric."""
-    from edgekd.pipeline.teacher import val_fn
+    from edgekd.pipeline.teacher_source import val_fn
 
     t = ctx.task
     return dict(train_set=t.dataset("train"), input_names=ctx.spec.input_names, task_loss=t.task_loss,

@@ -154,7 +154,7 @@ def test_a_truncated_cached_teacher_is_retrained_not_fatal(recipe: Path, tmp_pat
     (cached,) = (tmp_path / "cache" / "teachers").glob("*.safetensors")
     good = cached.read_bytes()
     cached.write_bytes(good[: len(good) // 2])
-    with caplog.at_level(logging.WARNING, logger="edgekd.pipeline.teacher"):
+    with caplog.at_level(logging.WARNING, logger="edgekd.pipeline.teacher_source"):
         assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert "teacher: trained" in capsys.readouterr().out
     assert any(f"teacher cache {cached} is unreadable" in r.getMessage() for r in caplog.records)

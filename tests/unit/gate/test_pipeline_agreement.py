@@ -19,7 +19,7 @@ from _gate_reports import edit
 from edgekd.cli import main
 from edgekd.config import load_device
 from edgekd.fileio import sha256_file
-from edgekd.pipeline.budget import check_pipeline_budget
+from edgekd.pipeline.budget_stage import check_pipeline_budget
 
 RSS_OVER_BUDGET = 1550.0  # host-cpu's gaze budget allows 1500 MB
 

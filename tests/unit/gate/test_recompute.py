@@ -183,7 +183,7 @@ def test_honest_reports_keep_their_verdict(report: Path, tmp_path: Path, factor:
 
 
 def test_judged_values_are_the_recomputed_ones(slow_template: Path) -> None:
-    from edgekd.gate.run import load_verified
+    from edgekd.gate.judge import load_verified
     from edgekd.profile.stats import summarize
 
     rep = load_verified(slow_template, "CANDIDATE")

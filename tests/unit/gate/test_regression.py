@@ -9,7 +9,7 @@ import pytest
 
 from edgekd.config.device import Budget
 from edgekd.errors import EdgekdError
-from edgekd.gate.budgets import check_budgets
+from edgekd.gate.budget_checks import check_budgets
 from edgekd.gate.regression import RegressionConfig, compare, evaluate, sequential_gate
 from edgekd.gate.verdict import Check, combine_verdicts, outcome, validity_check
 

@@ -18,7 +18,7 @@ from edgekd.config.recipe import RecipeBase, TaskConfigBase, TeacherConfig
 from edgekd.errors import ConfigError
 from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.pipeline.evaluate import model_predict, param_count
-from edgekd.pipeline.teacher import obtain_teacher
+from edgekd.pipeline.teacher_source import obtain_teacher
 
 _HERE = Path(__file__).resolve().parents[1] / "distill" / "test_onnx_teacher.py"
 _spec = importlib.util.spec_from_file_location("onnx_teacher_helpers", _HERE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekd.pipeline.teacher import teacher_cache_key
+from edgekd.pipeline.teacher_source import teacher_cache_key
 from edgekd.tasks.recipe import load_recipe
 
 

@@ -1,6 +1,6 @@
 """The device budget verdict at the end of ``edgekd distill-and-export``.
 
-The checks themselves live in :mod:`edgekd.gate.budgets` (one implementation for the pipeline and for
+The checks themselves live in :mod:`edgekd.gate.budget_checks` (one implementation for the pipeline and for
 ``edgekd gate``). What this module decides is *which* checks are meaningful where the pipeline ran:
 latency and peak memory describe the machine that measured them, so they are judged only when that
 machine is the device named (``host-cpu``); for a board profile they are reported as "not measured
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgekd.config.device import DeviceConfig
-from edgekd.gate.budgets import VARIANT_FOR_PRECISION, check_budgets
+from edgekd.gate.budget_checks import VARIANT_FOR_PRECISION, check_budgets
 from edgekd.gate.verdict import Check, outcome
 
 #: device profiles that describe the machine edgekd itself runs on
@@ -79,7 +79,7 @@ def check_pipeline_budget(report: dict[str, Any], device: DeviceConfig, recipe_n
                           ) -> tuple[dict[str, Any], bool | None]:
     """Return ``(budget section of report.json, passed)``; ``passed`` is None when the device has no
     budget for this recipe or no check could be judged here. ``variants`` overrides the report variant
-    judged for a precision (default: ``edgekd.gate.budgets.VARIANT_FOR_PRECISION``)."""
+    judged for a precision (default: ``edgekd.gate.budget_checks.VARIANT_FOR_PRECISION``)."""
     budget = device.budgets.get(recipe_name)
     if budget is None:
         return ({"device": device.name, "recipe": recipe_name, "verdict": None,

@@ -3,7 +3,7 @@
 from typing import Any
 
 from edgekd.config import load_device
-from edgekd.pipeline.budget import check_pipeline_budget
+from edgekd.pipeline.budget_stage import check_pipeline_budget
 
 
 def _report(metric: float, nbytes: int) -> dict[str, Any]:

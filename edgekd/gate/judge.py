@@ -175,7 +175,7 @@ def budget_checks(report: Any | None, device: str, recipe: str | None, *, pipeli
 
     from edgekd.config.device import load_device
     from edgekd.gate.binding import bind_recipe_report
-    from edgekd.gate.budgets import VARIANT_FOR_PRECISION, check_budgets
+    from edgekd.gate.budget_checks import VARIANT_FOR_PRECISION, check_budgets
 
     dev = load_device(device)
     name = recipe or (pipeline_report or {}).get("recipe")

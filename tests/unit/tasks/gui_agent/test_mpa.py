@@ -7,7 +7,7 @@ import torch
 from edgekd.errors import ConfigError
 from edgekd.tasks.gui_agent import tokens as T
 from edgekd.tasks.gui_agent.config import GuiAgentTaskConfig
-from edgekd.tasks.gui_agent.parity import _answers, parity_align, select_disparity
+from edgekd.tasks.gui_agent.mpa import _answers, parity_align, select_disparity
 from edgekd.tasks.gui_agent.task import GuiAgentTask
 
 
