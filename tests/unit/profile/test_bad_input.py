@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _profile_helpers import make_cnn
+from support.profile_helpers import make_cnn
 
 from edgekd.cli import main
 
@@ -24,7 +24,7 @@ def _tree(root: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ort_backend: str) -> Path:
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working folder (the cwd, where the default report goes) with a valid model and broken files."""
     monkeypatch.chdir(tmp_path)
     m = make_cnn(tmp_path / "m.onnx")
@@ -124,11 +124,7 @@ def test_missing_known_hosts_file_is_refused(work: Path, capsys: pytest.CaptureF
     assert _tree(work) == before
 
 
-import test_remote  # noqa: E402 - the real loopback OpenSSH server fixture of the remote tests
-
-sshd = test_remote.sshd
-needs_sshd = test_remote.needs_sshd
-_args = test_remote._args
+from support.sshd import needs_sshd, ssh_args  # noqa: E402 - the loopback OpenSSH server (fixture: conftest)
 
 
 @pytest.mark.ssh
@@ -139,7 +135,7 @@ def test_unknown_host_key_writes_nothing(sshd, work: Path, capsys: pytest.Captur
                                          message: str) -> None:
     before = _tree(work)
     rc = main(["profile", "m.onnx", "--host", f"{sshd['user']}@127.0.0.1:{sshd['port']}", "--out", "out/r.json",
-               "--input", "x=1x3x16x16", *_args(sshd, known), *FAST])
+               "--input", "x=1x3x16x16", *ssh_args(sshd, known), *FAST])
     assert rc == 2
     err = capsys.readouterr().err
     assert message in err

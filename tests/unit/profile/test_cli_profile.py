@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _profile_helpers import make_cnn
+from support.profile_helpers import make_cnn
 
 from edgekd.cli import main
 
@@ -12,7 +12,7 @@ FAST = ["--sessions", "3", "--iterations", "20", "--warmup-s", "0", "--warmup-it
         "--no-progress"]
 
 
-def test_profile_writes_the_contract(tmp_path: Path, ort_backend: str) -> None:
+def test_profile_writes_the_contract(tmp_path: Path) -> None:
     m = make_cnn(tmp_path / "m.onnx")
     out = tmp_path / "rep" / "r.json"
     rc = main(["profile", str(m), "--input", "x=1x3x16x16", "--threads", "1", "--out", str(out), "--layers",
@@ -26,7 +26,7 @@ def test_profile_writes_the_contract(tmp_path: Path, ort_backend: str) -> None:
     assert names == ["r.json", "r.latency.png", "r.layers.png", "r.md", "r.samples.npy"]
 
 
-def test_dynamic_batch_defaults_to_1_with_a_note(tmp_path: Path, ort_backend: str,
+def test_dynamic_batch_defaults_to_1_with_a_note(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The models edgekd exports have a dynamic batch: without --input they are profiled at batch 1, and the
     command says so (issue 20, item 9: the README's `edgekd profile RUN/student.onnx` runs as written)."""
@@ -38,7 +38,7 @@ def test_dynamic_batch_defaults_to_1_with_a_note(tmp_path: Path, ort_backend: st
     assert json.loads(out.read_text())["inputs"]["x"]["shape"] == [1, 3, 16, 16]
 
 
-def test_missing_dynamic_dim_names_the_input(tmp_path: Path, ort_backend: str,
+def test_missing_dynamic_dim_names_the_input(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     import onnx
 
@@ -55,7 +55,7 @@ def test_missing_dynamic_dim_names_the_input(tmp_path: Path, ort_backend: str,
 
 @pytest.mark.parametrize("shape, message", [("x=1x3x8x8", "dim 2 must be 16"), ("x=1x3x16", "rank 3"),
                                             ("z=1x3x16x16", "no input 'z'"), ("x=1xAx16", "integers")])
-def test_shape_that_does_not_fit(tmp_path: Path, ort_backend: str, capsys: pytest.CaptureFixture[str],
+def test_shape_that_does_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                  shape: str, message: str) -> None:
     m = make_cnn(tmp_path / "m.onnx")
     assert main(["profile", str(m), "--input", shape, "--out", str(tmp_path / "r.json"), *FAST]) == 2
@@ -63,7 +63,7 @@ def test_shape_that_does_not_fit(tmp_path: Path, ort_backend: str, capsys: pytes
     assert list(tmp_path.iterdir()) == [m]
 
 
-def test_missing_file_and_not_a_model(tmp_path: Path, ort_backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_file_and_not_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", str(tmp_path / "nope.onnx"), *FAST]) == 2
     assert "no such file" in capsys.readouterr().err
     bad = tmp_path / "bad.onnx"
@@ -95,7 +95,7 @@ def test_runtime_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert not (tmp_path / "r.json").exists()
 
 
-def test_device_checks_runtime_and_precision(tmp_path: Path, ort_backend: str,
+def test_device_checks_runtime_and_precision(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     m = make_cnn(tmp_path / "m.onnx", dynamic_batch=False)
     assert main(["profile", str(m), "--device", "host-cpu", "--precision", "fp16", *FAST]) == 2

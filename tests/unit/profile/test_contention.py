@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _profile_helpers import FakeSession
+from support.profile_helpers import FakeSession
 
 from edgekd.profile import sensors
 from edgekd.profile.protocol import MeasureConfig, ProfileTarget, profile_artifacts

@@ -22,7 +22,7 @@ def test_free_memory_thresholds(available_mb: float | None, status: str) -> None
     assert bool(f.fix) is (status in ("warn", "fail"))
 
 
-def test_truthful_on_this_machine(ort_backend: str) -> None:
+def test_truthful_on_this_machine() -> None:
     ready, findings = doctor.run_doctor("host-cpu")
     f = _by_check(findings)
     # This CI host is not a Jetson or a Raspberry Pi: those checks must say so, not "ok".
@@ -39,7 +39,7 @@ def test_truthful_on_this_machine(ort_backend: str) -> None:
     assert ready is all(x.status != "fail" for x in findings)
 
 
-def test_cli_exit_codes_and_json(tmp_path: Path, ort_backend: str, capsys: pytest.CaptureFixture[str],
+def test_cli_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doctor, "sample_runnable", lambda: [1] * 10)  # an idle machine (the sampler only)
     out = tmp_path / "d.json"
@@ -87,8 +87,7 @@ def test_check_load_table(running: list[int], cpus: int, status: str) -> None:
     assert (f.fix != "") is (status in ("warn", "fail"))
 
 
-def test_loaded_machine_is_not_ready(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                     ort_backend: str) -> None:
+def test_loaded_machine_is_not_ready(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 20: `doctor` said "ready" at 4.7 runnable threads on 2 CPUs."""
     monkeypatch.setattr(doctor, "sample_runnable", lambda: [6] * 10)
     monkeypatch.setattr(sensors, "usable_cpus", lambda: 2)

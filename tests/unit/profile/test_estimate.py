@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from _profile_helpers import make_cnn
 from onnx import TensorProto, helper, numpy_helper
+from support.profile_helpers import make_cnn
 
 from edgekd.cli import main
 from edgekd.errors import ConfigError, ProfileError
@@ -212,7 +212,7 @@ def test_cli_estimate_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 @pytest.fixture
-def three_reports(tmp_path: Path, ort_backend: str) -> list[Path]:
+def three_reports(tmp_path: Path) -> list[Path]:
     reps = []
     for i, (c, hw) in enumerate([(4, (16, 16)), (8, (24, 24)), (16, (16, 16))]):
         m = make_cnn(tmp_path / f"m{i}.onnx", channels=c, hw=hw, dynamic_batch=False, seed=i)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _profile_helpers import make_cnn
+from support.profile_helpers import make_cnn
 
 from edgekd.errors import ProfileError
 from edgekd.profile.layers import GraphIndex, layer_breakdown

@@ -4,7 +4,7 @@ is flagged ``results.noisy`` in the report (and in its markdown); a steady one i
 from __future__ import annotations
 
 import numpy as np
-from _profile_helpers import FakeSession
+from support.profile_helpers import FakeSession
 
 from edgekd.profile.protocol import InterleavedRun, MeasureConfig, ProfileTarget
 from edgekd.profile.report import render_markdown

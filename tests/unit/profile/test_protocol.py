@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _profile_helpers import FakeSession, make_cnn
+from support.profile_helpers import FakeSession, make_cnn
 
 from edgekd.errors import ConfigError, ProfileError
 from edgekd.profile.protocol import InterleavedRun, MeasureConfig, ProfileTarget, profile_artifacts
@@ -143,7 +143,7 @@ def test_feeds_that_do_not_fit_raise_before_timing() -> None:
         profile_artifacts([t], FAST, progress=False)
 
 
-def test_onnx_through_the_runtime_and_save_load_roundtrip(tmp_path: Path, ort_backend: str) -> None:
+def test_onnx_through_the_runtime_and_save_load_roundtrip(tmp_path: Path) -> None:
     model = make_cnn(tmp_path / "m.onnx")
     feeds = {"x": np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)}
     [rep] = profile_artifacts([ProfileTarget(model, "onnxruntime", SessionOptions(threads=1), feeds)], FAST,

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from _profile_helpers import FakeSession
+from support.profile_helpers import FakeSession
 
 import edgekd.profile.sensors as sensors
 from edgekd.profile.fingerprint import collect_fingerprint, fingerprints_match

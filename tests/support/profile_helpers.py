@@ -1,5 +1,4 @@
-"""Test helpers: tiny ONNX models built with onnx.helper, and a private ONNX Runtime adapter used
-until (and as a check against) edgekd.runtime.onnxruntime."""
+"""Profiler test helpers: tiny ONNX models built with onnx.helper, and a fake session for protocol tests."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekd.iospec import TensorSpec
-from edgekd.runtime.base import SessionOptions, check_feeds
+from edgekd.runtime.base import check_feeds
 
 
 def make_cnn(path: Path, *, channels: int = 8, dynamic_batch: bool = True, hw: tuple[int, int] = (16, 16),
@@ -43,65 +42,6 @@ def make_cnn(path: Path, *, channels: int = 8, dynamic_batch: bool = True, hw: t
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(m, str(path))
     return path
-
-
-def _np_dtype(ort_type: str) -> str:
-    return {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(float16)": "float16",
-            "tensor(int32)": "int32", "tensor(uint8)": "uint8"}.get(ort_type, "float32")
-
-
-class PrivateOrtSession:
-    def __init__(self, path: Path, options: SessionOptions) -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        if options.threads:
-            so.intra_op_num_threads = options.threads
-            so.inter_op_num_threads = 1
-        self._threads = options.threads
-        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        self.path = path
-
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return [TensorSpec(i.name, tuple(d if isinstance(d, int) else str(d) for d in i.shape), _np_dtype(i.type))
-                for i in self.sess.get_inputs()]
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return [TensorSpec(o.name, tuple(d if isinstance(d, int) else str(d) for d in o.shape), _np_dtype(o.type))
-                for o in self.sess.get_outputs()]
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return self.sess.run(None, dict(feeds))
-
-    def settings(self) -> dict[str, Any]:
-        import onnxruntime as ort
-
-        return {"name": "onnxruntime", "version": ort.__version__, "threads": self._threads,
-                "providers": self.sess.get_providers(), "precision": "fp32", "device": "cpu"}
-
-
-class PrivateOrtRuntime:
-    name = "onnxruntime"
-
-    def available(self) -> tuple[bool, str]:
-        import onnxruntime as ort
-
-        return True, ort.__version__
-
-    def load(self, artifact: Path, options: SessionOptions) -> PrivateOrtSession:
-        from edgekd.errors import ProfileError
-
-        if not Path(artifact).is_file():
-            raise ProfileError(f"{artifact}: no such file")
-        try:
-            return PrivateOrtSession(Path(artifact), options)
-        except Exception as exc:
-            raise ProfileError(f"{artifact}: onnxruntime could not load it: {exc}") from None
-
-
-RUNTIME = PrivateOrtRuntime()
 
 
 class FakeSession:
