@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,30 +57,11 @@ def register(app: typer.Typer) -> None:
         Exit codes: 0 written, 2 bad input or environment."""
         from edgekd.cli import _checks as c
         from edgekd.cli._common import console, err_console
-        from edgekd.errors import ConfigError
         from edgekd.iospec import parse_input_shapes
-        from edgekd.quantize.compare import format_agreement
-        from edgekd.quantize.external import PRECISIONS, RUNTIMES, parse_hw, quantize_external
+        from edgekd.quantize.external import parse_hw, quantize_external
 
-        c.one_of("--runtime", runtime, RUNTIMES)
-        c.one_of("--precision", precision, PRECISIONS)
-        c.one_of("--method", method, ("minmax", "entropy", "percentile"))
-        c.one_of("--calib-layout", calib_layout, ("nchw", "nhwc"))
-        c.one_of("--activation", activation, ("uint8", "int8"))
-        from edgekd.quantize.heldout import METRICS
-
-        c.one_of("--metric", metric, METRICS)
-        ops = [o.strip() for o in op_types.split(",") if o.strip()] if op_types is not None else None
-        if ops is not None and not ops:
-            raise ConfigError("--op-types '': give op types separated by commas", hint="e.g. --op-types Conv,MatMul")
-        c.at_least("--calib-count", calib_count, 1, example="32")
-        c.at_least("--threads", threads, 1, example="1")
-        c.finite("--min-sqnr", min_sqnr, example="30")
-        for flag, values in (("--mean", mean or []), ("--std", std or [])):
-            for v in values:
-                c.finite(flag, v, example="0.5")
-        if any(v == 0 for v in std or []):
-            raise ConfigError("--std 0: must be non-zero (inputs are divided by it)", hint="e.g. --std 0.25")
+        ops = _check_values(runtime, precision, method, calib_layout, activation, metric, op_types, calib_count,
+                            threads, min_sqnr, mean, std)
         c.in_file("MODEL", model, what="model file")
         c.in_dir("--eval", eval_dir, what="folder of evaluation inputs")
         c.out_file("--out", out, inputs=[model, calib, eval_dir])
@@ -98,22 +79,60 @@ def register(app: typer.Typer) -> None:
                                 exclude_nodes=exclude or [], threads=threads,
                                 min_sqnr_db=min_sqnr, eval_dir=eval_dir, op_types=ops, per_channel=not per_tensor,
                                 activation=activation, metric=metric)
-        for note in rep.warnings:
-            err_console.print(f"WARNING: {note}", style="bold yellow", highlight=False)
-        r = rep.result
-        console.print(f"wrote {r.path} ({r.runtime} {r.precision}, {r.method}, {r.seconds:.1f} s, "
-                      f"sha256 {r.sha256[:12]})", highlight=False)
-        if r.precision.startswith("int8"):
-            console.print(f"quantized nodes: {len(r.nodes_quantized)}; compute nodes left in FP32: "
-                          f"{len(r.compute_nodes_fp32)}; calibration batches: {r.calib_batches}", highlight=False)
-        console.print(f"outputs vs FP32 (ONNX Runtime), on {rep.compared_on}:", highlight=False)
-        for line in format_agreement(rep.agreement):
-            console.print(f"  {line}", highlight=False)
-        for j in rep.judgements:
-            score = f"SQNR {j.score:.1f} dB" if j.metric == "sqnr" else f"{j.metric} agreement {j.score:.3f}"
-            console.print(f"  held out, {j.name}: {score} vs FP32 ({'within' if j.ok else 'OUTSIDE'} the budget)",
-                          highlight=False)
-        if rep.random_calibration:
-            console.print("accuracy: UNKNOWN (random calibration): measure the metric on real data before "
-                          "shipping", highlight=False)
-        console.print(f"next: edgekd profile {r.path}", highlight=False)
+        _print_report(rep)
+        console.print(f"next: edgekd profile {rep.result.path}", highlight=False)
+
+
+def _check_values(runtime: str, precision: str, method: str, calib_layout: str, activation: str, metric: str,
+                  op_types: str | None, calib_count: int, threads: int, min_sqnr: float | None,
+                  mean: list[float] | None, std: list[float] | None) -> list[str] | None:
+    """Every flag's value checked before any work; returns the --op-types list (None: every op type)."""
+    from edgekd.cli import _checks as c
+    from edgekd.errors import ConfigError
+    from edgekd.quantize.external import PRECISIONS, RUNTIMES
+
+    c.one_of("--runtime", runtime, RUNTIMES)
+    c.one_of("--precision", precision, PRECISIONS)
+    c.one_of("--method", method, ("minmax", "entropy", "percentile"))
+    c.one_of("--calib-layout", calib_layout, ("nchw", "nhwc"))
+    c.one_of("--activation", activation, ("uint8", "int8"))
+    from edgekd.quantize.heldout import METRICS
+
+    c.one_of("--metric", metric, METRICS)
+    ops = [o.strip() for o in op_types.split(",") if o.strip()] if op_types is not None else None
+    if ops is not None and not ops:
+        raise ConfigError("--op-types '': give op types separated by commas", hint="e.g. --op-types Conv,MatMul")
+    c.at_least("--calib-count", calib_count, 1, example="32")
+    c.at_least("--threads", threads, 1, example="1")
+    c.finite("--min-sqnr", min_sqnr, example="30")
+    for flag, values in (("--mean", mean or []), ("--std", std or [])):
+        for v in values:
+            c.finite(flag, v, example="0.5")
+    if any(v == 0 for v in std or []):
+        raise ConfigError("--std 0: must be non-zero (inputs are divided by it)", hint="e.g. --std 0.25")
+    return ops
+
+
+def _print_report(rep: Any) -> None:
+    """The written artifact, what was quantized, and the comparison with FP32 on held-out inputs."""
+    from edgekd.cli._common import console, err_console
+    from edgekd.quantize.compare import format_agreement
+
+    for note in rep.warnings:
+        err_console.print(f"WARNING: {note}", style="bold yellow", highlight=False)
+    r = rep.result
+    console.print(f"wrote {r.path} ({r.runtime} {r.precision}, {r.method}, {r.seconds:.1f} s, "
+                  f"sha256 {r.sha256[:12]})", highlight=False)
+    if r.precision.startswith("int8"):
+        console.print(f"quantized nodes: {len(r.nodes_quantized)}; compute nodes left in FP32: "
+                      f"{len(r.compute_nodes_fp32)}; calibration batches: {r.calib_batches}", highlight=False)
+    console.print(f"outputs vs FP32 (ONNX Runtime), on {rep.compared_on}:", highlight=False)
+    for line in format_agreement(rep.agreement):
+        console.print(f"  {line}", highlight=False)
+    for j in rep.judgements:
+        score = f"SQNR {j.score:.1f} dB" if j.metric == "sqnr" else f"{j.metric} agreement {j.score:.3f}"
+        console.print(f"  held out, {j.name}: {score} vs FP32 ({'within' if j.ok else 'OUTSIDE'} the budget)",
+                      highlight=False)
+    if rep.random_calibration:
+        console.print("accuracy: UNKNOWN (random calibration): measure the metric on real data before "
+                      "shipping", highlight=False)
