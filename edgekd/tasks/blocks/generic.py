@@ -82,55 +82,12 @@ class _Parts:
     def task_loss(self, outputs: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.loss(outputs[0], batch[self.target])
 
-class ClassificationTask(TaskBase):
-    """Inputs -> class scores [batch, num_classes]; labels are int64 class ids [batch]."""
+class _GenericTask(TaskBase):
+    """What the three generic tasks share: everything but their constructor, io spec and score alignment.
+    (A second level under the Protocol, kept because the three would otherwise repeat six methods.)"""
 
-    def __init__(self, *, teacher: ModelFactory, student: ModelFactory, datasets: DatasetSource,
-                 num_classes: int, seed: int = 0, inputs: Sequence[str] = ("image",), target: str = "label",
-                 output: str = "logits", metric: str | Metric = "accuracy", loss: str | LossFn = "cross_entropy",
-                 eval_splits: Sequence[str] = (), config: TaskConfigBase | None = None) -> None:
-        self.num_classes = num_classes
-        m = ready_metric(metric, num_classes) if isinstance(metric, str) else metric
-        self.parts = _Parts(teacher, student, datasets, seed, inputs, target, output, m,
-                            ready_loss(loss) if isinstance(loss, str) else loss, eval_splits)
-        self.metric, self.seed, self.config = m.spec, seed, config
-
-    def io_spec(self) -> IOSpec:
-        return self.parts.io_spec(lambda item: ("batch", self.num_classes))
-
-    def dataset(self, split: str) -> Dataset[Item]:
-        return self.parts.splits.get(split)
-
-    def build_teacher(self) -> nn.Module:
-        return build_seeded(self.parts.teacher, self.seed, "teacher")
-
-    def build_student(self, *, init: str = "teacher") -> nn.Module:
-        return self.parts.build_student(init)
-
-    def task_loss(self, outputs: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.parts.task_loss(outputs, batch)
-
-    def evaluate(self, predict: PredictFn, split: str = "test", batch_size: int = 64) -> EvalResult:
-        scores, labels = collect(self.parts.splits, self.io_spec(), self.parts.target, predict, split, batch_size)
-        return EvalResult(float(self.parts.metric.fn(scores, labels)), {"n": int(len(labels)), "split": split})
-
-    def eval_splits(self) -> list[str]:
-        return list(self.parts.eval_splits)
-
-class RegressionTask(TaskBase):
-    """Inputs -> values shaped like the target [batch, *target shape] (a scalar target: [batch, 1])."""
-
-    def __init__(self, *, teacher: ModelFactory, student: ModelFactory, datasets: DatasetSource, seed: int = 0,
-                 inputs: Sequence[str] = ("image",), target: str = "target", output: str = "prediction",
-                 metric: str | Metric = "mae", loss: str | LossFn = "l1", eval_splits: Sequence[str] = (),
-                 config: TaskConfigBase | None = None) -> None:
-        m = ready_metric(metric) if isinstance(metric, str) else metric
-        self.parts = _Parts(teacher, student, datasets, seed, inputs, target, output, m,
-                            ready_loss(loss) if isinstance(loss, str) else loss, eval_splits)
-        self.metric, self.seed, self.config = m.spec, seed, config
-
-    def io_spec(self) -> IOSpec:
-        return self.parts.io_spec(lambda item: ("batch", *(tuple(item[self.parts.target].shape) or (1,))))
+    parts: _Parts
+    seed: int
 
     def dataset(self, split: str) -> Dataset[Item]:
         return self.parts.splits.get(split)
@@ -146,13 +103,53 @@ class RegressionTask(TaskBase):
 
     def evaluate(self, predict: PredictFn, split: str = "test", batch_size: int = 64) -> EvalResult:
         pred, target = collect(self.parts.splits, self.io_spec(), self.parts.target, predict, split, batch_size)
-        pred = pred.reshape(target.shape) if pred.size == target.size else pred
+        pred = self._align(pred, target)
         return EvalResult(float(self.parts.metric.fn(pred, target)), {"n": int(len(target)), "split": split})
 
     def eval_splits(self) -> list[str]:
         return list(self.parts.eval_splits)
 
-class DenseTask(TaskBase):
+    def _align(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return pred
+
+
+class ClassificationTask(_GenericTask):
+    """Inputs -> class scores [batch, num_classes]; labels are int64 class ids [batch]."""
+
+    def __init__(self, *, teacher: ModelFactory, student: ModelFactory, datasets: DatasetSource,
+                 num_classes: int, seed: int = 0, inputs: Sequence[str] = ("image",), target: str = "label",
+                 output: str = "logits", metric: str | Metric = "accuracy", loss: str | LossFn = "cross_entropy",
+                 eval_splits: Sequence[str] = (), config: TaskConfigBase | None = None) -> None:
+        self.num_classes = num_classes
+        m = ready_metric(metric, num_classes) if isinstance(metric, str) else metric
+        self.parts = _Parts(teacher, student, datasets, seed, inputs, target, output, m,
+                            ready_loss(loss) if isinstance(loss, str) else loss, eval_splits)
+        self.metric, self.seed, self.config = m.spec, seed, config
+
+    def io_spec(self) -> IOSpec:
+        return self.parts.io_spec(lambda item: ("batch", self.num_classes))
+
+
+class RegressionTask(_GenericTask):
+    """Inputs -> values shaped like the target [batch, *target shape] (a scalar target: [batch, 1])."""
+
+    def __init__(self, *, teacher: ModelFactory, student: ModelFactory, datasets: DatasetSource, seed: int = 0,
+                 inputs: Sequence[str] = ("image",), target: str = "target", output: str = "prediction",
+                 metric: str | Metric = "mae", loss: str | LossFn = "l1", eval_splits: Sequence[str] = (),
+                 config: TaskConfigBase | None = None) -> None:
+        m = ready_metric(metric) if isinstance(metric, str) else metric
+        self.parts = _Parts(teacher, student, datasets, seed, inputs, target, output, m,
+                            ready_loss(loss) if isinstance(loss, str) else loss, eval_splits)
+        self.metric, self.seed, self.config = m.spec, seed, config
+
+    def io_spec(self) -> IOSpec:
+        return self.parts.io_spec(lambda item: ("batch", *(tuple(item[self.parts.target].shape) or (1,))))
+
+    def _align(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return pred.reshape(target.shape) if pred.size == target.size else pred
+
+
+class DenseTask(_GenericTask):
     """An image [batch, C, H, W] -> a map [batch, num_classes, H, W]. ``num_classes > 1``: labels int64
     [batch, H, W] (255 ignored), cross-entropy, mIoU, INT8 parity judged on the argmax map. ``num_classes
     == 1`` (a binary map, e.g. text or a mask): targets in {0, 1} [batch, H, W], BCE + Dice, IoU."""
@@ -176,23 +173,5 @@ class DenseTask(TaskBase):
         return self.parts.io_spec(lambda item: ("batch", self.num_classes,
                                                 *tuple(item[self.parts.inputs[0]].shape[-2:])))
 
-    def dataset(self, split: str) -> Dataset[Item]:
-        return self.parts.splits.get(split)
-
-    def build_teacher(self) -> nn.Module:
-        return build_seeded(self.parts.teacher, self.seed, "teacher")
-
-    def build_student(self, *, init: str = "teacher") -> nn.Module:
-        return self.parts.build_student(init)
-
-    def task_loss(self, outputs: Sequence[torch.Tensor], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.parts.task_loss(outputs, batch)
-
-    def evaluate(self, predict: PredictFn, split: str = "test", batch_size: int = 64) -> EvalResult:
-        maps, target = collect(self.parts.splits, self.io_spec(), self.parts.target, predict, split, batch_size)
-        return EvalResult(float(self.parts.metric.fn(maps, target)), {"n": int(len(target)), "split": split})
-
-    def eval_splits(self) -> list[str]:
-        return list(self.parts.eval_splits)
 
 __all__ = ["ClassificationTask", "DenseTask", "ModelFactory", "RegressionTask", "build_seeded", "collect"]
