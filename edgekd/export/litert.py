@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -80,7 +80,7 @@ def _torch_feeds(spec: IOSpec, dims: Mapping[str, int] | None) -> dict[str, Any]
     return {k: torch.from_numpy(v) for k, v in spec.dummy_inputs(dims).items()}
 
 
-def _dynamic_shapes(spec: IOSpec) -> dict[str, dict[int, Any]] | None:
+def _dynamic_shapes(spec: IOSpec) -> dict[str, Any] | None:
     import torch
 
     dims: dict[str, Any] = {}
@@ -189,7 +189,7 @@ def check_litert_parity(model: Any, spec: IOSpec, path: Path, feeds: Sequence[Ma
     from edgekd.runtime.predict import session_predict, torch_predict
 
     sess = get_runtime("litert").load(path, SessionOptions(threads=1))
-    compare = "argmax" if precision == "int8" else "allclose"
+    compare: Literal["allclose", "argmax"] = "argmax" if precision == "int8" else "allclose"
     return check_parity(torch_predict(model, spec), session_predict(sess), feeds, output_names=spec.output_names,
                         atol=atol, rtol=rtol, artifact=path.name, compare=compare, min_agreement=min_agreement,
                         raise_on_failure=raise_on_failure)

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def quantize_external(
 
             raise UnknownNameError("--input name", name, [i.name for i in inputs])
     notes: list[str] = []
-    load = dict(size=_image_size(calib_size, inputs, shapes, layout), mean=mean, std=std, layout=layout,
+    load: dict[str, Any] = dict(size=_image_size(calib_size, inputs, shapes, layout), mean=mean, std=std, layout=layout,
                 grayscale=grayscale)
     feeds, random_cal = _feeds(calib, inputs, shapes, opts, calib_count, compare_batches, load, notes)
     calibrates = precision == "int8" or min_sqnr_db is not None
@@ -139,7 +140,7 @@ def _image_size(calib_size: tuple[int, int] | None, inputs: Sequence, shapes: Ma
 
 
 def _feeds(calib: str | Path | None, inputs: Sequence, shapes: Mapping[str, Sequence[int]], o: QuantOptions,  # type: ignore[type-arg]
-           calib_count: int, compare_batches: int, load: dict, notes: list[str]) -> tuple[list, bool]:  # type: ignore[type-arg]
+           calib_count: int, compare_batches: int, load: dict[str, Any], notes: list[str]) -> tuple[list, bool]:  # type: ignore[type-arg]
     """The inputs: a folder's, else random ones (with a note when they calibrate); True when random."""
     if calib is not None:
         feeds = list(folder_feeds(calib, inputs, limit=calib_count, **load))
