@@ -79,3 +79,23 @@ def check_feeds(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec], ar
         problems.append(f"unexpected input {extra!r}; the model's inputs are {sorted(names)}")
     if problems:
         raise ProfileError(f"{artifact}: inputs do not fit the model:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class SessionIO:
+    """What every file-backed session shares: its declared inputs and outputs, and the feed check against
+    them. A backend sets ``path``, ``_inputs`` and ``_outputs`` when it loads the artifact."""
+
+    path: Path
+    _inputs: Sequence[TensorSpec]
+    _outputs: Sequence[TensorSpec]
+
+    @property
+    def inputs(self) -> Sequence[TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> Sequence[TensorSpec]:
+        return self._outputs
+
+    def check(self, feeds: Mapping[str, np.ndarray]) -> None:
+        check_feeds(feeds, self._inputs, self.path.name)

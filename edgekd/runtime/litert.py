@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import numpy as np
 from edgekd.errors import BackendUnavailableError, ConfigError, DependencyMissingError, ProfileError
 from edgekd.iospec import TensorSpec
 from edgekd.runtime._feedcheck import FeedChecker
-from edgekd.runtime.base import SessionOptions, check_feeds
+from edgekd.runtime.base import SessionIO, SessionOptions
 
 EXTRA = "litert"
 _EXTRA_KEYS = {"xnnpack": "True (default) or False: build the interpreter without XNNPACK",
@@ -106,7 +106,7 @@ def _dequantize(q: np.ndarray, port: _Port) -> np.ndarray:
     return ((q.astype(np.float32) - np.float32(port.zero_point)) * np.float32(port.scale)).astype(np.float32)
 
 
-class LiteRtSession:
+class LiteRtSession(SessionIO):
     """A LiteRT interpreter's signature behind the edgekd Session protocol."""
 
     def __init__(self, interp: Any, path: Path, options: SessionOptions, key: str, xnnpack: bool) -> None:
@@ -124,16 +124,6 @@ class LiteRtSession:
         self._outputs = tuple(p.spec for p in self._out)
         self._check_cached = FeedChecker(self._inputs, path.name)
 
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
-
-    def check(self, feeds: Mapping[str, np.ndarray]) -> None:
-        check_feeds(feeds, self._inputs, self.path.name)
 
     def _raw_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {p.name: (_quantize(feeds[p.name], p) if p.scale else np.ascontiguousarray(feeds[p.name]))

@@ -22,7 +22,7 @@ import numpy as np
 from edgekd.errors import BackendUnavailableError, ConfigError, ProfileError
 from edgekd.iospec import TensorSpec
 from edgekd.runtime._feedcheck import FeedChecker
-from edgekd.runtime.base import SessionOptions, check_feeds
+from edgekd.runtime.base import SessionIO, SessionOptions
 
 _ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -127,7 +127,7 @@ def _model_precision(path: Path) -> str:
     return "fp32"
 
 
-class OrtSession:
+class OrtSession(SessionIO):
     """An InferenceSession behind the edgekd Session protocol."""
 
     def __init__(self, sess: Any, path: Path, options: SessionOptions, opt_level: str) -> None:
@@ -142,16 +142,6 @@ class OrtSession:
         self._output_names = [o.name for o in self._outputs]
         self._precision = _model_precision(path)
 
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
-
-    def check(self, feeds: Mapping[str, np.ndarray]) -> None:
-        check_feeds(feeds, self._inputs, self.path.name)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         self._check_cached(feeds)

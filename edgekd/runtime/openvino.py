@@ -24,7 +24,7 @@ import numpy as np
 from edgekd.errors import BackendUnavailableError, ConfigError, DependencyMissingError, ProfileError
 from edgekd.iospec import TensorSpec
 from edgekd.runtime._feedcheck import FeedChecker
-from edgekd.runtime.base import SessionOptions, check_feeds
+from edgekd.runtime.base import SessionIO, SessionOptions
 
 _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU", "auto": "AUTO"}
 _PRECISIONS = {"fp32": "f32", "f32": "f32", "int8": "f32", "fp16": "f16", "f16": "f16", "bf16": "bf16"}
@@ -130,7 +130,7 @@ def _static_shapes(model: Any, given: Any, where: str) -> dict[str, list[int]] |
     return shapes
 
 
-class OpenVinoSession:
+class OpenVinoSession(SessionIO):
     def __init__(self, compiled: Any, path: Path, options: SessionOptions, device: str, asked: dict[str, Any],
                  dim_names: Mapping[str, list[str | None]]) -> None:
         self.compiled = compiled
@@ -143,16 +143,6 @@ class OpenVinoSession:
         self._check_cached = FeedChecker(self._inputs, path.name)
         self._request = compiled.create_infer_request()
 
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
-
-    def check(self, feeds: Mapping[str, np.ndarray]) -> None:
-        check_feeds(feeds, self._inputs, self.path.name)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         self._check_cached(feeds)

@@ -13,7 +13,7 @@ marked ``gpu`` and skip with the reason).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from edgekd.errors import BackendUnavailableError, ConfigError, DependencyMissingError, ProfileError
 from edgekd.iospec import TensorSpec
-from edgekd.runtime.base import SessionOptions, check_feeds
+from edgekd.runtime.base import SessionIO, SessionOptions
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
@@ -61,7 +61,7 @@ def _dtype_maps(trt: Any) -> tuple[dict[Any, Any], dict[Any, str]]:
     return to_torch, to_np
 
 
-class TensorRtSession:
+class TensorRtSession(SessionIO):
     def __init__(self, engine: Any, path: Path, options: SessionOptions, trt: Any, device: Any) -> None:
         import torch
 
@@ -94,16 +94,6 @@ class TensorRtSession:
         self._bufs: dict[str, Any] = {}  # device tensors, reused while shapes stay the same
         self._runtime: Any = None  # the trt.Runtime that deserialized the engine: it must outlive it
 
-    @property
-    def inputs(self) -> Sequence[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Sequence[TensorSpec]:
-        return self._outputs
-
-    def check(self, feeds: Mapping[str, np.ndarray]) -> None:
-        check_feeds(feeds, self._inputs, self.path.name)
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> Any:
         buf = self._bufs.get(name)
