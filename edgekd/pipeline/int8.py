@@ -17,7 +17,8 @@ def quantize_int8(ctx: RunContext, onnx_path: Path) -> dict[str, Any]:
     """Write ``ctx.artifacts.int8`` from ``onnx_path``; returns the quantizer's details for the manifest."""
     q = ctx.recipe.quantize
     int8 = ctx.artifacts.int8
-    assert int8 is not None  # the caller quantizes only when the plan has a PTQ INT8 artifact
+    if int8 is None:  # the caller quantizes only when the plan has a PTQ INT8 artifact
+        raise RuntimeError("quantize_int8 called for a plan without an INT8 artifact")
     int8_path = int8.path(ctx.out_dir)
     if q.runtime == "onnxruntime" and q.max_metric_drop is not None:
         return _with_fallback(ctx, onnx_path, int8_path, ctx.calibration(), q.max_metric_drop)

@@ -26,7 +26,8 @@ def produce_artifacts(ctx: RunContext, trained: TrainedModels) -> Produced:
     fp32, int8 = arts.fp32, arts.int8
     if fp32 is None:  # QAT from scratch: the KD student's own export is the INT8 artifact
         with ctx.rec.stage("export_onnx_qat") as r:
-            assert int8 is not None
+            if int8 is None:  # an ArtifactSet invariant: a QAT-from-scratch plan always has its INT8 artifact
+                raise RuntimeError("QAT from scratch without an INT8 artifact in the ArtifactSet")
             r.update(_export_qat_int8(ctx, trained.student, int8.path(out)))
     else:
         with ctx.rec.stage("export_onnx") as r:

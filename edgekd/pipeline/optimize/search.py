@@ -246,9 +246,10 @@ def _select(judged: Sequence[_Judged]) -> str | None:
         elif not e.within_budget:
             e.status, e.why = "outside the budget", _budget_why(e)
         else:
-            assert best is not None and best.latency_p50_ms  # ok is non-empty when e is within budget
-            e.status = "too slow"
-            e.why = f"within budget but {e.latency_p50_ms / best.latency_p50_ms:.2f}x the pick's p50"  # type: ignore[operator]
+            e.status = "too slow"  # within budget, so a pick exists (best is not None)
+            ratio = (e.latency_p50_ms / best.latency_p50_ms if best is not None and best.latency_p50_ms
+                     and e.latency_p50_ms is not None else float("nan"))
+            e.why = f"within budget but {ratio:.2f}x the pick's p50"
     return best.name if best else None
 
 
