@@ -86,7 +86,12 @@ def check_pipeline_budget(report: dict[str, Any], device: DeviceConfig, recipe_n
                  "note": f"device {device.name!r} sets no budget for recipe {recipe_name!r} "
                          f"(budgets for: {', '.join(sorted(device.budgets)) or 'none'})"}, None)
     variant = (variants or {}).get(budget.precision) or VARIANT_FOR_PRECISION[budget.precision]
-    variant_info = report.get("variants", {}).get(variant, {})
+    if variant not in report.get("variants", {}):
+        # e.g. quantize.enabled: false against an INT8 budget: nothing of the kind the budget is for exists
+        return ({"device": device.name, "recipe": recipe_name, "variant": variant, "verdict": None,
+                 "note": f"the {budget.precision} budget of {device.name!r} judges {variant}, which this run did not "
+                         f"make (variants: {', '.join(sorted(report.get('variants', {})))}): not judged"}, None)
+    variant_info = report["variants"][variant]
     on_device = device.name in HOST_DEVICES
     # The pipeline profiles in its own process, whose high-water RSS includes the training data and both
     # models: it says nothing about the artifact's footprint. Memory budgets are judged by `edgekd profile`

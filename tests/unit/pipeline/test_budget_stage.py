@@ -93,3 +93,15 @@ def test_an_int8_budget_judges_the_variant_it_is_told() -> None:
     prof = {"openvino_int8": _profile(b.latency_p90_ms / 2)["onnx_int8"]}
     section, passed = check_pipeline_budget(rep, host, "gaze", prof, variants={"int8": "openvino_int8"})
     assert section["variant"] == "openvino_int8" and passed is True
+
+
+def test_a_budget_for_a_variant_the_run_did_not_make_is_not_judged() -> None:
+    """quantize.enabled: false against an INT8 budget: no crash, no verdict, a note saying why."""
+    from edgekd.config.device import load_device
+    from edgekd.pipeline.budget_stage import check_pipeline_budget
+
+    dev = load_device("host-cpu")
+    report = {"recipe": "gaze", "variants": {"onnx_fp32": {"metric": 5.0, "bytes": 1000}}}
+    section, passed = check_pipeline_budget(report, dev, "gaze", {})
+    assert passed is None and section["verdict"] is None
+    assert "did not make" in section["note"] and "onnx_fp32" in section["note"]
