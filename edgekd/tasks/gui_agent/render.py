@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -143,99 +143,141 @@ class _Picker:
         return p.pop() if p else None
 
 
+@dataclass
+class _Screen:
+    """One screen being drawn: the canvas, its palette and scale, and the targetable elements so far."""
+
+    d: Any  # PIL ImageDraw
+    rng: np.random.Generator
+    pick: _Picker
+    font: Any
+    ink: tuple[int, int, int]
+    accent: tuple[int, int, int]
+    size: int
+    sc: float  # layout constants are for 256 px
+    els: list[Element] = field(default_factory=list)
+
+    def px(self, v: float) -> int:
+        return round(v * self.sc)
+
+
 def render_screen(rng: np.random.Generator, size: int = 256, *, cluttered: bool = False,
                   n_elements: tuple[int, int] = (6, 11)) -> tuple[Any, list[Element]]:
-    """Draw one screen; returns (PIL image, targetable elements)."""
+    """Draw one screen; returns (PIL image, targetable elements).
+
+    The random draws happen in a fixed order (palette, labels, clutter, top bar, tabs, content rows,
+    bottom bar): changing it changes every generated dataset and with it every published figure."""
     from PIL import Image, ImageDraw
 
-    sc = size / 256.0  # layout constants below are for 256 px
+    sc = size / 256.0
     bg = _rgb(rng, 225, 256) if not cluttered else _rgb(rng, 200, 245)
     img = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(img)
     font = _font(max(8, round(13 * sc)))
     ink = _rgb(rng, 0, 70)
     accent = _rgb(rng, 40, 200)
-    pick = _Picker(rng)
-    els: list[Element] = []
+    scr = _Screen(d, rng, _Picker(rng), font, ink, accent, size, sc)
+    if cluttered:
+        _clutter(scr)
+    y = _top_bar(scr)
+    if rng.random() < 0.5:
+        y = _tab_row(scr, y)
+    bottom = size - (scr.px(32) if rng.random() < 0.6 else 0)
+    _content_rows(scr, y, bottom, int(rng.integers(n_elements[0], n_elements[1] + 1)), cluttered)
+    if bottom < size:
+        _bottom_bar(scr, bottom)
+    return img, scr.els
 
-    if cluttered:  # textured background and distractor shapes: nothing in them is a target
-        for _ in range(int(rng.integers(25, 45))):
-            x, y = rng.integers(0, size, 2)
-            r = int(rng.integers(2, max(3, round(10 * sc))))
-            c = _rgb(rng, 140, 230)
-            if rng.random() < 0.5:
-                d.ellipse((x - r, y - r, x + r, y + r), outline=c)
-            else:
-                d.line((x, y, x + rng.integers(-20, 20), y + rng.integers(-20, 20)), fill=c)
 
-    # top bar: back arrow, title, icon buttons at the right
-    bar_h = round(30 * sc)
-    d.rectangle((0, 0, size, bar_h), fill=accent)
-    _back_arrow(d, (0, 0, round(26 * sc), bar_h), (255, 255, 255))
-    title = pick.take("text")
+def _clutter(scr: _Screen) -> None:
+    """Textured background and distractor shapes: nothing in them is a target."""
+    rng, d = scr.rng, scr.d
+    for _ in range(int(rng.integers(25, 45))):
+        x, y = rng.integers(0, scr.size, 2)
+        r = int(rng.integers(2, max(3, scr.px(10))))
+        c = _rgb(rng, 140, 230)
+        if rng.random() < 0.5:
+            d.ellipse((x - r, y - r, x + r, y + r), outline=c)
+        else:
+            d.line((x, y, x + rng.integers(-20, 20), y + rng.integers(-20, 20)), fill=c)
+
+
+def _top_bar(scr: _Screen) -> int:
+    """Back arrow, title and icon buttons at the right; returns the first free row below it."""
+    d, white = scr.d, (255, 255, 255)
+    bar_h = scr.px(30)
+    d.rectangle((0, 0, scr.size, bar_h), fill=scr.accent)
+    _back_arrow(d, (0, 0, scr.px(26), bar_h), white)
+    title = scr.pick.take("text")
     if title is not None:  # a title is text but not a target (it is not clickable)
-        d.text((round(32 * sc), round(7 * sc)), title, fill=(255, 255, 255), font=font)
-    x_right = size - round(4 * sc)
-    for _ in range(int(rng.integers(1, 3))):
-        kind = pick.take("icon")
+        d.text((scr.px(32), scr.px(7)), title, fill=white, font=scr.font)
+    x_right = scr.size - scr.px(4)
+    for _ in range(int(scr.rng.integers(1, 3))):
+        kind = scr.pick.take("icon")
         if kind is None:
             break
-        s = round(24 * sc)
-        box = (x_right - s, round(3 * sc), x_right, round(3 * sc) + s)
-        draw_icon(d, kind, box, (255, 255, 255))
-        els.append(Element("icon", box, kind))
-        x_right -= s + round(6 * sc)
+        s = scr.px(24)
+        box = (x_right - s, scr.px(3), x_right, scr.px(3) + s)
+        draw_icon(d, kind, box, white)
+        scr.els.append(Element("icon", box, kind))
+        x_right -= s + scr.px(6)
+    return bar_h + scr.px(4)
 
-    y = bar_h + round(4 * sc)
-    if rng.random() < 0.5:  # tab row
-        n_tabs = int(rng.integers(2, 4))
-        tab_w = size // n_tabs
-        for k in range(n_tabs):
-            lab = pick.take("text")
-            if lab is None:
-                break
-            tw = d.textlength(lab, font=font)
-            tx = k * tab_w + (tab_w - tw) / 2
-            d.text((tx, y + round(3 * sc)), lab, fill=ink, font=font)
-            els.append(Element("tab", (int(tx) - 2, y, int(tx + tw) + 2, y + round(20 * sc)), lab))
-        d.line((0, y + round(22 * sc), size, y + round(22 * sc)), fill=_rgb(rng, 150, 200))
-        y += round(26 * sc)
 
-    bottom = size - (round(32 * sc) if rng.random() < 0.6 else 0)
-    want = int(rng.integers(n_elements[0], n_elements[1] + 1))
-    row_h = round((24 if cluttered else 30) * sc)
-    while len(els) < want and y + row_h <= bottom:
+def _tab_row(scr: _Screen, y: int) -> int:
+    """A row of 2-3 text tabs under the top bar; returns the first free row below it."""
+    d = scr.d
+    n_tabs = int(scr.rng.integers(2, 4))
+    tab_w = scr.size // n_tabs
+    for k in range(n_tabs):
+        lab = scr.pick.take("text")
+        if lab is None:
+            break
+        tw = d.textlength(lab, font=scr.font)
+        tx = k * tab_w + (tab_w - tw) / 2
+        d.text((tx, y + scr.px(3)), lab, fill=scr.ink, font=scr.font)
+        scr.els.append(Element("tab", (int(tx) - 2, y, int(tx + tw) + 2, y + scr.px(20)), lab))
+    d.line((0, y + scr.px(22), scr.size, y + scr.px(22)), fill=_rgb(scr.rng, 150, 200))
+    return y + scr.px(26)
+
+
+def _content_rows(scr: _Screen, y: int, bottom: int, want: int, cluttered: bool) -> None:
+    """Rows of 1-3 content elements (buttons, fields, toggles, ...) until ``want`` targets or no room."""
+    rng, size = scr.rng, scr.size
+    row_h = scr.px(24 if cluttered else 30)
+    while len(scr.els) < want and y + row_h <= bottom:
         per_row = int(rng.integers(1, 4 if cluttered else 3))
         cell_w = size // per_row
         placed = False
         for k in range(per_row):
-            x0 = k * cell_w + round(4 * sc)
-            x1 = (k + 1) * cell_w - round(4 * sc)
-            el = _content_element(d, rng, pick, font, ink, accent, (x0, y, x1, y + row_h - round(4 * sc)), sc,
+            cell = (k * cell_w + scr.px(4), y, (k + 1) * cell_w - scr.px(4), y + row_h - scr.px(4))
+            el = _content_element(scr.d, rng, scr.pick, scr.font, scr.ink, scr.accent, cell, scr.sc,
                                   full_row=per_row == 1)
             if el is not None:
-                els.append(el)
+                scr.els.append(el)
                 placed = True
         if not placed:
             break
         y += row_h
 
-    if bottom < size:  # bottom navigation bar of icons
-        d.rectangle((0, bottom, size, size), fill=_rgb(rng, 235, 256))
-        d.line((0, bottom, size, bottom), fill=_rgb(rng, 150, 200))
-        n = int(rng.integers(3, 6))
-        slot = size // n
-        s = round(24 * sc)
-        for k in range(n):
-            kind = pick.take("icon")
-            if kind is None:
-                break
-            bx = k * slot + (slot - s) // 2
-            by = bottom + (size - bottom - s) // 2
-            box = (bx, by, bx + s, by + s)
-            draw_icon(d, kind, box, ink)
-            els.append(Element("icon", box, kind))
-    return img, els
+
+def _bottom_bar(scr: _Screen, bottom: int) -> None:
+    """Bottom navigation bar of 3-5 icons."""
+    d, rng, size = scr.d, scr.rng, scr.size
+    d.rectangle((0, bottom, size, size), fill=_rgb(rng, 235, 256))
+    d.line((0, bottom, size, bottom), fill=_rgb(rng, 150, 200))
+    n = int(rng.integers(3, 6))
+    slot = size // n
+    s = scr.px(24)
+    for k in range(n):
+        kind = scr.pick.take("icon")
+        if kind is None:
+            break
+        bx = k * slot + (slot - s) // 2
+        by = bottom + (size - bottom - s) // 2
+        box = (bx, by, bx + s, by + s)
+        draw_icon(d, kind, box, scr.ink)
+        scr.els.append(Element("icon", box, kind))
 
 
 def _content_element(d: Any, rng: np.random.Generator, pick: _Picker, font: Any, ink: tuple[int, int, int],

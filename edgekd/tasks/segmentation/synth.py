@@ -91,58 +91,81 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], base: np.ndarray,
     return np.clip(base[None, None, :] * (1.0 + n), 0, 1).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _Street:
+    """The scene's perspective: horizon row, vanishing point and the road's widths (image fractions)."""
+
+    hor: float  # horizon
+    vx: float  # vanishing point x
+    road_hw: float  # road half-width at the bottom row (image widths)
+    side_w: float  # sidewalk width at the bottom row
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> _Street:
+        return cls(rng.uniform(0.36, 0.5), rng.uniform(0.35, 0.65), rng.uniform(0.28, 0.45), rng.uniform(0.12, 0.3))
+
+    def depth(self, yy: np.ndarray) -> np.ndarray:
+        return np.clip((yy - self.hor) / (1.0 - self.hor), 0.0, None)  # 0 at the horizon, 1 at the bottom
+
+    def y_at(self, d: float) -> float:
+        return float(self.hor + d * (1.0 - self.hor))
+
+    def edge(self, offset: float, d: np.ndarray | float) -> np.ndarray | float:
+        """x of a line parallel to the road's axis, ``offset`` image widths from it at d = 1."""
+        return self.vx + offset * d
+
+
 def render(height: int, width: int, seed: int, stream: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """One scene: (image [3, H, W] uint8, label [H, W] uint8). Deterministic in (seed, stream, index)."""
+    """One scene: (image [3, H, W] uint8, label [H, W] uint8). Deterministic in (seed, stream, index).
+
+    The random draws happen in a fixed order (street, sky, ground, objects, buildings, lighting): changing
+    the order changes every generated dataset, and with it every published figure."""
     rng = np.random.default_rng([seed, stream, index])
     H, W = height * SUPER, width * SUPER
     cv = _Canvas(H, W)
-    y, x = cv.y, cv.x
-    hor = rng.uniform(0.36, 0.5)  # horizon
-    vx = rng.uniform(0.35, 0.65)  # vanishing point x
-    road_hw = rng.uniform(0.28, 0.45)  # road half-width at the bottom row (image widths)
-    side_w = rng.uniform(0.12, 0.3)  # sidewalk width at the bottom row
+    st = _Street.draw(rng)
+    _sky(cv, rng, st)
+    _ground(cv, rng, st)
+    objs = _scatter_objects(rng)
+    _buildings(cv, rng, st)
+    _draw_objects(cv, rng, st, objs)
+    return _downsample(_lighting(cv, rng), cv.lab, height, width)
 
-    def scale(yy: np.ndarray | float) -> np.ndarray | float:
-        return np.clip((yy - hor) / (1.0 - hor), 0.0, None)  # 0 at the horizon, 1 at the bottom
 
-    def y_at(d: float) -> float:
-        return float(hor + d * (1.0 - hor))
-
-    def edge(offset: float, d: np.ndarray) -> np.ndarray:
-        """x of a line parallel to the road's axis, ``offset`` image widths from it at d = 1."""
-        return vx + offset * d
-
-    def edge_at(offset: float, d: float) -> float:
-        return float(vx + offset * d)
-
-    # ---- sky: vertical gradient with clouds
+def _sky(cv: _Canvas, rng: np.random.Generator, st: _Street) -> None:
+    """Vertical gradient with clouds."""
+    H, W = cv.rgb.shape[:2]
     sky_top = np.array(rng.uniform([0.25, 0.4, 0.7], [0.5, 0.65, 0.95]), np.float32)
     sky_bot = np.clip(sky_top + rng.uniform(0.1, 0.3), 0, 1).astype(np.float32)
-    grad = np.clip(y / max(hor, 1e-3), 0, 1)[..., None]
+    grad = np.clip(cv.y / max(st.hor, 1e-3), 0, 1)[..., None]
     cv.rgb[:] = sky_top * (1 - grad) + sky_bot * grad
     clouds = np.clip(_lowfreq(rng, H, W, 4), 0, 1)[..., None] * rng.uniform(0.2, 0.6)
     cv.rgb[:] = cv.rgb * (1 - clouds) + 0.95 * clouds
 
-    below = np.broadcast_to(y > hor, (H, W))
-    d_map = np.broadcast_to(scale(y), (H, W))
-    # ---- grass behind the sidewalks (vegetation)
+
+def _ground(cv: _Canvas, rng: np.random.Generator, st: _Street) -> None:
+    """Grass behind the sidewalks, tiled sidewalks, and the road with its dashed centre line."""
+    H, W = cv.rgb.shape[:2]
+    y, x, every = cv.y, cv.x, (slice(0, H), slice(0, W))
+    below = np.broadcast_to(y > st.hor, (H, W))
+    d_map = np.broadcast_to(st.depth(y), (H, W))
     grass = _texture(rng, (H, W), np.array(rng.uniform([0.15, 0.35, 0.1], [0.3, 0.55, 0.2]), np.float32), 0.25, 0.12)
-    cv.paint(slice(0, H), slice(0, W), below, grass, VEGETATION)
-    # ---- sidewalks: tiles along depth and across
+    cv.paint(*every, below, grass, VEGETATION)
     walk_col = np.array(rng.uniform([0.55, 0.5, 0.45], [0.75, 0.7, 0.65]), np.float32)
     walk = _texture(rng, (H, W), walk_col, 0.08, 0.05)
     tiles = (np.abs(np.sin(12.0 / np.maximum(d_map, 0.05))) < 0.12)[..., None]
     walk = np.where(tiles, walk * 0.8, walk)
-    lo, hi = edge(-(road_hw + side_w), d_map), edge(road_hw + side_w, d_map)
-    cv.paint(slice(0, H), slice(0, W), below & (x > lo) & (x < hi), walk, SIDEWALK)
-    # ---- road with dashed centre line
+    outer = st.road_hw + st.side_w
+    cv.paint(*every, below & (x > st.edge(-outer, d_map)) & (x < st.edge(outer, d_map)), walk, SIDEWALK)
     road = _texture(rng, (H, W), np.full(3, rng.uniform(0.25, 0.4), np.float32), 0.15, 0.08)
-    dash = (np.abs(x - vx) < 0.008 * d_map + 0.002) & (np.sin(3.0 / np.maximum(d_map, 0.02)) > 0)
+    dash = (np.abs(x - st.vx) < 0.008 * d_map + 0.002) & (np.sin(3.0 / np.maximum(d_map, 0.02)) > 0)
     road = np.where(dash[..., None], np.float32(0.92), road)
-    cv.paint(slice(0, H), slice(0, W), below & (x > edge(-road_hw, d_map)) & (x < edge(road_hw, d_map)), road, ROAD)
+    cv.paint(*every, below & (x > st.edge(-st.road_hw, d_map)) & (x < st.edge(st.road_hw, d_map)), road, ROAD)
 
-    # ---- objects, drawn far to near
-    objs: list[tuple[float, str, int]] = []  # (depth scale d, kind, side)
+
+def _scatter_objects(rng: np.random.Generator) -> list[tuple[float, str, int]]:
+    """(depth d, kind, side) of the trees, poles and people on both sidewalks and the cars on the road."""
+    objs: list[tuple[float, str, int]] = []
     for side in (-1, 1):
         for d in np.sort(rng.uniform(0.05, 1.0, rng.integers(0, 4))):
             objs.append((float(d), "tree", side))
@@ -152,39 +175,46 @@ def render(height: int, width: int, seed: int, stream: int, index: int) -> tuple
             objs.append((float(d), "person", side))
     for d in rng.uniform(0.08, 0.9, rng.integers(1, 5)):
         objs.append((float(d), "car", int(rng.choice([-1, 1]))))
+    return objs
 
-    # buildings go first (they stand behind the sidewalk), far to near on both sides
+
+def _buildings(cv: _Canvas, rng: np.random.Generator, st: _Street) -> None:
+    """Buildings stand behind the sidewalk: drawn first, far to near on both sides."""
     for side in (-1, 1):
         d_far = rng.uniform(0.0, 0.06)
         while d_far < 1.6:
             d_near = d_far + rng.uniform(0.1, 0.5)
             gap = rng.random() < 0.2  # a gap between buildings shows the sky / grass behind
             if not gap:
-                _building(cv, rng, side, d_far, d_near, hor, vx, road_hw + side_w + rng.uniform(0.0, 0.05))
+                _building(cv, rng, side, d_far, d_near, st.hor, st.vx, st.road_hw + st.side_w + rng.uniform(0.0, 0.05))
             d_far = d_near + (rng.uniform(0.02, 0.1) if gap else 0.0)
 
-    for d, kind, side in sorted(objs, key=lambda o: o[0]):
-        yb = y_at(d)
-        if kind == "tree":
-            xc = edge_at(side * (road_hw + side_w * rng.uniform(0.7, 1.2)), d)
-            _tree(cv, rng, xc, yb, d)
-        elif kind == "pole":
-            xc = edge_at(side * (road_hw + side_w * rng.uniform(0.1, 0.3)), d)
-            _pole(cv, rng, xc, yb, d)
-        elif kind == "person":
-            xc = edge_at(side * (road_hw + side_w * rng.uniform(0.2, 0.9)), d)
-            _person(cv, rng, xc, yb, d)
-        else:
-            xc = edge_at(side * road_hw * rng.uniform(0.15, 0.7), d)
-            _car(cv, rng, xc, yb, d)
 
-    # ---- lighting: gain, colour cast, a soft shadow from one side
+# where each kind stands across the street: (fraction of the sidewalk or road, low, high); cars on the road
+_PLACEMENT = {"tree": (0.7, 1.2), "pole": (0.1, 0.3), "person": (0.2, 0.9)}
+
+
+def _draw_objects(cv: _Canvas, rng: np.random.Generator, st: _Street, objs: list[tuple[float, str, int]]) -> None:
+    """Far to near, so nearer objects cover farther ones."""
+    draw = {"tree": _tree, "pole": _pole, "person": _person}
+    for d, kind, side in sorted(objs, key=lambda o: o[0]):
+        yb = st.y_at(d)
+        if kind == "car":
+            _car(cv, rng, float(st.edge(side * st.road_hw * rng.uniform(0.15, 0.7), d)), yb, d)
+        else:
+            lo, hi = _PLACEMENT[kind]
+            draw[kind](cv, rng, float(st.edge(side * (st.road_hw + st.side_w * rng.uniform(lo, hi)), d)), yb, d)
+
+
+def _lighting(cv: _Canvas, rng: np.random.Generator) -> np.ndarray:
+    """Gain, colour cast, a soft shadow from one side and sensor noise -> [H, W, 3] in [0, 1]."""
+    x = cv.x
     gain = rng.uniform(0.7, 1.2)
     cast = rng.uniform(0.9, 1.1, 3).astype(np.float32)
     shade = 1.0 - rng.uniform(0.0, 0.35) * np.clip((x if rng.random() < 0.5 else 1 - x) * 1.5 - 0.5, 0, 1)
     img = np.clip(cv.rgb * gain * cast * shade[..., None], 0, 1)
     img = img + rng.normal(0, 0.015, img.shape).astype(np.float32)
-    return _downsample(np.clip(img, 0, 1), cv.lab, height, width)
+    return np.clip(img, 0, 1)
 
 
 def _downsample(img: np.ndarray, lab: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
