@@ -517,7 +517,12 @@ def recipe_hash(recipe: BaseModel) -> str:
     import hashlib
     import json
 
-    blob = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    dump = recipe.model_dump(mode="json")
+    # a section added later counts only when set, so a recipe that leaves it at its defaults keeps the hash
+    # it had before the section existed (runs and published reports stay comparable)
+    if dump.get("optimize") == OptimizeConfig().model_dump(mode="json"):
+        dump.pop("optimize")
+    blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -54,3 +54,11 @@ def test_out_of_range_values_are_errors(field: str, value: object) -> None:
 
 def test_candidate_key_drops_the_precision_suffix() -> None:
     assert candidate_key("ov-default(bf16)") == "ov-default" and candidate_key("ort-fp32") == "ort-fp32"
+
+
+def test_the_recipe_hash_ignores_the_section_at_its_defaults() -> None:
+    from edgekd.config.recipe import recipe_hash
+
+    base = load_recipe("segmentation")
+    assert recipe_hash(base) == recipe_hash(load_recipe("segmentation", overrides=["optimize.enabled=false"]))
+    assert recipe_hash(base) != recipe_hash(load_recipe("segmentation", overrides=["optimize.enabled=true"]))
