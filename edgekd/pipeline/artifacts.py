@@ -196,5 +196,8 @@ class ArtifactSet:
         flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}" for n, shape in inputs.items())
         rt = optimize.get("picked_runtime") or "onnxruntime"
         runtime = f" --runtime {rt}" if rt != "onnxruntime" else ""
+        # a float pick below fp32 (OpenVINO bf16/f16) is the FP32 file run at that inference precision
+        prec = optimize.get("picked_precision")
+        precision = f" --precision {prec}" if prec in ("bf16", "fp16") else ""
         return (f"optimize picked {optimize['picked']}: edgekd profile {self.out_dir / optimize['picked_artifact']}"
-                f"{runtime} --device {device} {flags}   |   ")
+                f"{runtime}{precision} --device {device} {flags}   |   ")

@@ -97,6 +97,7 @@ class OptimizeSection(_Closed):
     picked: str | None
     picked_artifact: str | None = None
     picked_runtime: str | None = None
+    picked_precision: str | None = None
     skipped: str | None = Field(default=None, description="why the search did not run")
     metric: dict[str, str] = Field(default_factory=dict, description="held-out metric per output")
     metric_source: str | None = Field(default=None, description="the task's metric, or why another one is used")

@@ -97,6 +97,7 @@ def section(ctx: RunContext, rep: Any, metric_source: str) -> dict[str, Any]:
     return {
         "enabled": True, "picked": rep.picked,
         "picked_artifact": rel(pick.artifact) if pick else None, "picked_runtime": pick.runtime if pick else None,
+        "picked_precision": pick.precision if pick else None,
         "metric": dict(rep.metrics), "metric_source": metric_source, "data": rep.data, "budget": dict(rep.budget),
         "threads": rep.threads, "timed_on": rep.timed_on,
         "report": f"{FOLDER}/optimize.json", "table": f"{FOLDER}/optimize.md", "plot": f"{FOLDER}/optimize.png",

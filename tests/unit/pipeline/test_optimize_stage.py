@@ -65,6 +65,25 @@ def test_next_hint_profiles_the_pick_first(tmp_path: Path) -> None:
                            f"{tmp_path / 'optimize/candidates/ov-int8-nncf.xml'} --runtime openvino --device "
                            "host-cpu --input image=1x3x32x64   |   ")
     assert "optimize" not in (arts.next_commands("host-cpu", "segmentation", {"image": [1, 3, 32, 64]}) or "")
+    bf16 = {**_section(), "picked": "ov-default(bf16)", "picked_artifact": "student.onnx", "picked_precision": "bf16"}
+    hint = arts.next_commands("host-cpu", "segmentation", {"image": [1, 3, 32, 64]}, optimize=bf16) or ""
+    assert hint.startswith(f"optimize picked ov-default(bf16): edgekd profile {tmp_path / 'student.onnx'} "
+                           "--runtime openvino --precision bf16 --device host-cpu")
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    (("distill.qat=true",), "will be skipped"),
+    (("optimize.candidates=[trt-fp16, ort-int8-U8S8-pc-all]",), "['trt-fp16']"),
+    ((), None),
+])
+def test_capability_check_says_what_of_the_search_will_be_skipped(overrides: tuple[str, ...],
+                                                                  says: str | None) -> None:
+    from edgekd.config import load_device
+    from edgekd.pipeline.capability import check_capabilities
+
+    r = load_recipe("segmentation", preset="smoke", overrides=["optimize.enabled=true", *overrides])
+    found = [w for w in check_capabilities(r, load_device("host-cpu")) if w.startswith("optimize")]
+    assert (found[0] if found else None) is None if says is None else says in found[0]
 
 
 # ~20 s on a free core (training included), longer on a shared machine
