@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"wrote {out_dir}/report.json, report.md, manifest.json")
         from edgekd.pipeline.artifacts import ArtifactSet
 
-        hint = ArtifactSet.of(r, out_dir).next_commands(d.name, r.name, res.report.get("inputs") or {})
+        hint = ArtifactSet.of(r, out_dir).next_commands(d.name, r.name, res.report.get("inputs") or {},
+                                                   optimize=res.report.get("optimize"))
         if hint:
             console.print(f"next: {hint}")
         if res.verdict == "INCONCLUSIVE":

@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from edgekd.config.loading import read_yaml, register_tags, resolve_overrides, split_key, validation_problems
+from edgekd.config.optimize import OptimizeConfig
 
 #: Ceiling of every integer config field that sets no upper bound of its own (dataset sizes, counts,
 #: steps): far above any run edgekd can do, low enough that a slipped exponent is an error, not an
@@ -330,6 +331,8 @@ class RecipeBase(Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    optimize: OptimizeConfig = Field(default_factory=OptimizeConfig,
+                                     description="the optimize search on the FP32 student (off by default)")
 
     @field_validator("name")
     @classmethod
@@ -514,12 +517,17 @@ def recipe_hash(recipe: BaseModel) -> str:
     import hashlib
     import json
 
-    blob = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    dump = recipe.model_dump(mode="json")
+    # a section added later counts only when set, so a recipe that leaves it at its defaults keeps the hash
+    # it had before the section existed (runs and published reports stay comparable)
+    if dump.get("optimize") == OptimizeConfig().model_dump(mode="json"):
+        dump.pop("optimize")
+    blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 __all__ = [
-    "CalibrationConfig", "DistillConfigBase", "ExportConfig", "LossConfigBase", "ParityConfig",
+    "CalibrationConfig", "DistillConfigBase", "ExportConfig", "LossConfigBase", "OptimizeConfig", "ParityConfig",
     "ProfileConfig", "QuantizeConfig", "RecipeBase", "Strict", "TaskConfigBase", "TeacherConfig",
     "TrainConfig", "compose_recipe_model", "load_recipe_as", "read_yaml", "recipe_hash", "resolve_recipe_path",
 ]

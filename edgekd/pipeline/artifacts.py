@@ -105,6 +105,8 @@ class ArtifactSet:
                Artifact("report_tradeoff.png", "report", "", ""))
     #: the folders an earlier run's export formats wrote into
     FORMAT_DIRS = ("openvino", "tensorrt", "litert")
+    #: the optimize search's folder (recipe ``optimize.enabled``); cleared when a run starts
+    OPTIMIZE_DIR = "optimize"
 
     @property
     def fp32(self) -> Artifact | None:
@@ -148,6 +150,7 @@ class ArtifactSet:
         """``manifest.json``'s artifact list: every file of the run that exists, with its SHA-256; exported
         models carry their runtime, precision and test metric. Models first, then weights, the export
         formats' files, and the reports."""
+        from edgekd.fileio import is_temp_name
         from edgekd.pipeline.manifest import artifact_entry
 
         d = self.out_dir
@@ -160,13 +163,19 @@ class ArtifactSet:
             out += [artifact_entry(d / rel, d, runtime=fmt) for rel in info.get("files", [])]
         # this run's profile reports and their raw samples (the folder was cleared when the run started)
         out += [artifact_entry(f, d) for f in sorted((d / "profile").glob("*")) if f.is_file()]
+        # the optimize search's reports and candidate artifacts (recipe optimize.enabled), however deep
+        out += [artifact_entry(f, d) for f in sorted((d / self.OPTIMIZE_DIR).rglob("*"))
+                if f.is_file() and not is_temp_name(f.name)]
         return out + [artifact_entry(a.path(d), d) for a in self.REPORTS if a.path(d).exists()]
 
-    def next_commands(self, device: str, recipe: str, inputs: dict[str, list[int]]) -> str | None:
-        """The ``next:`` hint: profile the INT8 artifact (else the FP32 one) and gate its profile."""
+    def next_commands(self, device: str, recipe: str, inputs: dict[str, list[int]],
+                      optimize: dict[str, Any] | None = None) -> str | None:
+        """The ``next:`` hint: profile the INT8 artifact (else the FP32 one) and gate its profile; with an
+        optimize search that picked something (report.json's ``optimize``), profile the pick first."""
         art = self.int8 or self.fp32
         if art is None:
             return None
+        pick = self._pick_command(device, inputs, optimize)
         from edgekd.pipeline.budget_stage import HOST_DEVICES
 
         flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}" for n, shape in inputs.items())
@@ -177,5 +186,18 @@ class ArtifactSet:
         on_host = device in HOST_DEVICES
         gated = f"{d}/profile/{art.variant}.json" if on_host else "board.json"
         board = "" if on_host else " --host USER@BOARD --out board.json"
-        return (f"edgekd profile {d / art.name}{runtime} --device {device} {flags}{board}   |   "
-                f"edgekd gate {gated} --device {device} --recipe {recipe} --recipe-report {d}/report.json")
+        return pick + (f"edgekd profile {d / art.name}{runtime} --device {device} {flags}{board}   |   "
+                       f"edgekd gate {gated} --device {device} --recipe {recipe} --recipe-report {d}/report.json")
+
+    def _pick_command(self, device: str, inputs: dict[str, list[int]], optimize: dict[str, Any] | None) -> str:
+        """``optimize picked NAME: edgekd profile ARTIFACT ...   |   `` (empty without a pick)."""
+        if not optimize or not optimize.get("picked") or not optimize.get("picked_artifact"):
+            return ""
+        flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}" for n, shape in inputs.items())
+        rt = optimize.get("picked_runtime") or "onnxruntime"
+        runtime = f" --runtime {rt}" if rt != "onnxruntime" else ""
+        # a float pick below fp32 (OpenVINO bf16/f16) is the FP32 file run at that inference precision
+        prec = optimize.get("picked_precision")
+        precision = f" --precision {prec}" if prec in ("bf16", "fp16") else ""
+        return (f"optimize picked {optimize['picked']}: edgekd profile {self.out_dir / optimize['picked_artifact']}"
+                f"{runtime}{precision} --device {device} {flags}   |   ")

@@ -38,9 +38,32 @@ def check_capabilities(recipe: RecipeBase, device: DeviceConfig) -> list[str]:
         if fmt == "tensorrt" and not _cuda_available():
             warnings.append("export.formats includes 'tensorrt' but this host has no CUDA GPU: writing the ONNX "
                             "model and a build plan; run `edgekd build-engine` on the target to build the engine")
+    warnings += _optimize_warnings(recipe, device)
     if problems:
         raise ConfigError(f"recipe {recipe.name!r} cannot run on device {device.name!r}", problems)
     return warnings
+
+
+#: the runtime a candidate name's prefix stands for (edgekd/quantize/candidates.py)
+_CANDIDATE_RUNTIMES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
+
+
+def _optimize_warnings(recipe: RecipeBase, device: DeviceConfig) -> list[str]:
+    """What of ``optimize:`` will be skipped: the whole search without an FP32 model, candidates whose
+    runtime the device does not list (each is reported as skipped, with the reason)."""
+    opt = recipe.optimize
+    if not opt.enabled:
+        return []
+    qat = recipe.distill.qat
+    if qat is not None and qat.enabled and qat.mode == "scratch":
+        return ["optimize.enabled but distill.qat.mode='scratch' writes no FP32 student.onnx: the optimize search "
+                "will be skipped (use distill.qat.mode=finetune, or no QAT, to search from the FP32 student)"]
+    have = set(device.runtime_names())
+    missing = [c for c in opt.candidates or [] if _CANDIDATE_RUNTIMES[c.split("-", 1)[0]] not in have]
+    if missing:
+        return [f"optimize.candidates {missing}: device {device.name!r} lists no runtime for them (it has "
+                f"{sorted(have)}); they will be reported as skipped"]
+    return []
 
 
 def _cuda_available() -> bool:

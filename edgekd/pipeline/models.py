@@ -75,6 +75,43 @@ class BudgetSection(_Closed):
     note: str | None = None
 
 
+class OptimizeCandidate(_Closed):
+    """One candidate of the optimize search, as report.json keeps it (optimize/optimize.json has the rest)."""
+
+    name: str
+    runtime: str
+    precision: str
+    artifact: str | None = Field(default=None, description="relative to the run folder")
+    accuracy: float | None = Field(default=None, description="held-out agreement with FP32 (primary output)")
+    latency_p50_ms: float | None = None
+    ratio_to_ort_fp32: float | None = None
+    pareto: bool = False
+    status: str
+    why: str = Field(default="", description="why it was picked, or why it lost")
+
+
+class OptimizeSection(_Closed):
+    """The optimize search of a run (recipe ``optimize.enabled``): the pick and why each other candidate lost."""
+
+    enabled: bool
+    picked: str | None
+    picked_artifact: str | None = None
+    picked_runtime: str | None = None
+    picked_precision: str | None = None
+    skipped: str | None = Field(default=None, description="why the search did not run")
+    metric: dict[str, str] = Field(default_factory=dict, description="held-out metric per output")
+    metric_source: str | None = Field(default=None, description="the task's metric, or why another one is used")
+    data: str | None = None
+    budget: dict[str, float] = Field(default_factory=dict)
+    threads: int | None = None
+    timed_on: str | None = None
+    report: str | None = None
+    table: str | None = None
+    plot: str | None = None
+    candidates: list[OptimizeCandidate] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class RunReport(_Closed):
     """``report.json`` of ``edgekd distill-and-export`` (schema ``edgekd.report/1``)."""
 
@@ -95,6 +132,7 @@ class RunReport(_Closed):
     training: dict[str, list[dict[str, Any]]]
     warnings: list[str]
     budget: BudgetSection | None = None
+    optimize: OptimizeSection | None = Field(default=None, description="recipe optimize.enabled only")
     timings_s: dict[str, float] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -57,6 +57,7 @@ def render_markdown(report: dict[str, Any], *, plot: str | None = None) -> str:
         *_parity(report),
         *_exports(report),
         *_budget(report),
+        *_optimize(report),
     ]
     if plot:
         lines += ["", "## Accuracy vs latency", "", f"![{m['name']} against p50 latency for every variant]({plot})"]
@@ -199,4 +200,31 @@ def _budget(report: dict[str, Any]) -> list[str]:
     lines += [f"- note: {n}" for n in budget.get("notes", [])]
     if budget.get("note"):
         lines.append(f"- note: {budget['note']}")
+    return lines
+
+
+def _optimize(report: dict[str, Any]) -> list[str]:
+    """The optimize search (recipe ``optimize.enabled``): the pick, and why every other candidate lost."""
+    opt = report.get("optimize")
+    if not opt:
+        return []
+    lines = ["", "## Optimize (`optimize.enabled`)", ""]
+    if opt.get("skipped"):
+        return [*lines, f"Not run: {opt['skipped']}."]
+    pick = opt.get("picked")
+    lines += [f"**Picked: {pick}** (`{opt.get('picked_artifact')}`, {opt.get('picked_runtime')})" if pick else
+              "**Picked: nothing** (no candidate met the accuracy budget)", "",
+              f"- data: {opt.get('data')}", f"- metric: {opt.get('metric_source')}; per output: "
+              + ", ".join(f"{k}: {v}" for k, v in (opt.get("metric") or {}).items()),
+              "- budget: " + ", ".join(f"{k} {v:g}" for k, v in (opt.get("budget") or {}).items()),
+              f"- timed on {opt.get('timed_on')}, {opt.get('threads') or 'the runtime default'} thread(s); full table `{opt.get('table')}`, "
+              f"plot `{opt.get('plot')}`", "",
+              "| candidate | runtime | precision | held-out score (primary output) | p50 ms | x ORT FP32 | status | why |",
+              "|---|---|---|---|---|---|---|---|"]
+    for c in sorted(opt.get("candidates", []), key=lambda c: (c.get("latency_p50_ms") is None,
+                                                                c.get("latency_p50_ms") or 0.0)):
+        why = str(c.get("why", "")).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {c['name']} | {c['runtime']} | {c['precision']} | {_num(c.get('accuracy'), 4)} | "
+                     f"{_num(c.get('latency_p50_ms'))} | {_num(c.get('ratio_to_ort_fp32'), 2)} | {c['status']} | "
+                     f"{why} |")
     return lines

@@ -72,13 +72,14 @@ def run_pipeline(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, *, pro
     from edgekd.pipeline.runfolder import run_folder
 
     warnings = check_capabilities(recipe, device)  # a request that cannot work fails before the folder is touched
-    with run_folder(out_dir, also_stale=("profile",)):
+    with run_folder(out_dir, also_stale=("profile", "optimize")):
         return _run_stages(recipe, device, out_dir, warnings, progress=progress, say=say)
 
 
 def _run_stages(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, warnings: list[str], *,
                 progress: bool, say: Callable[[str], None]) -> PipelineResult:
     from edgekd.pipeline.budget_stage import judge_budget
+    from edgekd.pipeline.optimize_stage import run_optimize
 
     for w in warnings:
         say(f"warning: {w}")
@@ -86,9 +87,12 @@ def _run_stages(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, warning
     ctx = start_run(recipe, device, out_dir, progress=progress, say=say)
     trained = train_students(ctx)
     produced = produce_artifacts(ctx, trained)
+    searched = run_optimize(ctx)  # recipe optimize.enabled: the search on the exported FP32 student
     variants = evaluate_variants(ctx, trained)
     profiles = profile_variants(ctx, trained) if recipe.profile.enabled else {}
     report = assemble_report(ctx, trained, produced, variants, profiles, warnings)
+    if searched is not None:
+        report["optimize"] = searched
     with ctx.rec.stage("budget"):
         report["budget"], budget_passed = judge_budget(ctx, report, profiles)
     ctx.rec.timings["total"] = round(time.perf_counter() - t_start, 2)

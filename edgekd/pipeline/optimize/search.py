@@ -20,7 +20,7 @@ from edgekd.errors import ConfigError
 from edgekd.pipeline.optimize.report import CandidateEntry, OptimizeReport
 from edgekd.profile.protocol import MeasureConfig
 from edgekd.quantize.candidates import BuiltCandidate, CandidateSpec
-from edgekd.quantize.heldout import MetricName
+from edgekd.quantize.heldout import HeldOutSplit, MetricName
 
 log = logging.getLogger(__name__)
 Feed = dict[str, np.ndarray]
@@ -45,6 +45,16 @@ class OptimizeRequest:
     only: Sequence[str] | None = None
     accuracy_control: bool = True
     progress: bool = False
+    #: exact candidate names (as a recipe spells them, ``ov-default`` for ``ov-default(PREC)``) instead of
+    #: the CLI's name prefixes
+    only_exact: bool = False
+    #: inputs given directly (``distill-and-export``: training inputs and the validation split) instead of
+    #: folders; ``data_note`` says where they came from
+    calib_feeds: Sequence[Feed] | None = None
+    eval_feeds: Sequence[Feed] | None = None
+    data_note: str | None = None
+    #: a device already loaded (its name may be a path's), instead of loading ``device`` by name
+    device_config: Any = None
 
 
 @dataclass
@@ -62,14 +72,15 @@ def optimize(req: OptimizeRequest) -> OptimizeReport:
     from edgekd.quantize.heldout import resolve_metrics
 
     _check(req)
-    dev, device_precisions, gpu = _device(req.device)
-    split, data_notes = load_data(req.model, req.calib_dir, req.eval_dir, req.calib_count, req.input_shapes)
+    dev, device_precisions, gpu = _device(req.device_config or req.device)
+    split, data_notes = _given_data(req) or load_data(req.model, req.calib_dir, req.eval_dir, req.calib_count,
+                                                      req.input_shapes)
     ref_predict, out_names = _reference(req.model, req.threads)
     ref_eval = [list(ref_predict(f)) for f in split.eval]
     metrics = resolve_metrics(req.metric, dict(zip(out_names, ref_eval[0], strict=True)))
     host = openvino_host_support()
     specs = [s for s in candidate_specs(req.model, device_precisions, gpu=gpu, host=host,
-                                        accuracy_control=req.accuracy_control) if _wanted(s, req.only)]
+                                        accuracy_control=req.accuracy_control) if _wanted(s, req.only, exact=req.only_exact)]
     ac = _accuracy_control(req, split.calib, ref_predict, metrics, out_names)
     work = req.out_dir / "candidates"
     work.mkdir(parents=True, exist_ok=True)
@@ -108,10 +119,21 @@ def _check(req: OptimizeRequest) -> None:
         raise ConfigError("edgekd optimize: invalid request", problems, hint="see `edgekd optimize --help`")
 
 
-def _device(name: str) -> tuple[str, dict[str, list[str]], bool]:
+def _given_data(req: OptimizeRequest) -> tuple[HeldOutSplit, list[str]] | None:
+    """The split of inputs given directly (``calib_feeds`` and ``eval_feeds``), or None to read folders."""
+    if req.calib_feeds is None:
+        return None
+    if not req.calib_feeds or not req.eval_feeds:
+        raise ConfigError("optimize: calibration and evaluation inputs must each hold at least one input")
+    note = req.data_note or (f"calibrated on {len(req.calib_feeds)} inputs, judged on {len(req.eval_feeds)} "
+                             "separate inputs")
+    return HeldOutSplit(list(req.calib_feeds), list(req.eval_feeds), note), []
+
+
+def _device(device: Any) -> tuple[str, dict[str, list[str]], bool]:
     from edgekd.config.device import load_device
 
-    dev = load_device(name)
+    dev = load_device(device) if isinstance(device, str) else device
     precisions: dict[str, list[str]] = {str(r.name): [str(p) for p in r.precisions] for r in dev.runtimes}
     gpu = False
     if dev.family != "cpu":
@@ -121,8 +143,15 @@ def _device(name: str) -> tuple[str, dict[str, list[str]], bool]:
     return dev.name, precisions, gpu
 
 
-def _wanted(spec: CandidateSpec, only: Sequence[str] | None) -> bool:
-    return only is None or spec.name == "ort-fp32" or any(spec.name.startswith(o) for o in only)
+def _wanted(spec: CandidateSpec, only: Sequence[str] | None, *, exact: bool = False) -> bool:
+    """ORT FP32 always (the reference); else the names in ``only``: prefixes (CLI) or exact (recipe)."""
+    from edgekd.config.optimize import candidate_key
+
+    if only is None or spec.name == "ort-fp32":
+        return True
+    if exact:
+        return candidate_key(spec.name) in only
+    return any(spec.name.startswith(o) for o in only)
 
 
 def _reference(model: Path, threads: int | None) -> tuple[Any, list[str]]:

@@ -76,3 +76,12 @@ def test_tensorrt_on_a_gpu_without_tensorrt(tiny_onnx: Path, monkeypatch: pytest
     by = _by(candidate_specs(tiny_onnx, gpu_dev, gpu=True, host=F32_CPU))
     assert "not installed" in (by["trt-fp16"].skip or "")
     assert by["ort-fp16"].skip is None  # FP16 for ORT is a GPU candidate
+
+
+@pytest.mark.parametrize("host", [F32_CPU, BF16_CPU])
+def test_the_recipe_vocabulary_is_exactly_what_is_built(tiny_onnx: Path, host: HostFloatSupport) -> None:
+    """``optimize.candidates`` (config layer) names exactly the candidates this module builds."""
+    from edgekd.config.optimize import CANDIDATE_NAMES, candidate_key
+
+    names = [candidate_key(s.name) for s in candidate_specs(tiny_onnx, HOST, gpu=True, host=host)]
+    assert sorted(names) == sorted(CANDIDATE_NAMES)
