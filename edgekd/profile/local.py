@@ -126,6 +126,39 @@ class LocalProfileRequest:
     min_duration_s: float = 1.0
     layers: bool = False
     provider: str | None = None
+    mode: str = "latency"  # "throughput": the latency run, then a batch x streams sweep (edgekd.profile.throughput)
+    batches: Sequence[int] = (1, 2, 4, 8)
+    streams: Sequence[int] = (1, 2)
+    duration_s: float = 2.0
+    feeds: Sequence[str] = ()  # --feed NAME=FILE.npy
+
+
+MODES = ("latency", "throughput")
+THROUGHPUT_RUNTIMES = ("onnxruntime", "openvino")
+
+
+def check_mode(mode: str, runtime: str) -> None:
+    """``--mode`` is known, and throughput mode runs on a runtime that can host several sessions at once."""
+    if mode not in MODES:
+        raise ConfigError(f"--mode {mode!r}: allowed {', '.join(MODES)}", hint="e.g. --mode throughput")
+    if mode == "throughput" and runtime not in THROUGHPUT_RUNTIMES:
+        raise ConfigError(f"--mode throughput: runtime {runtime!r} cannot run concurrent streams here; it runs on "
+                          f"{', '.join(THROUGHPUT_RUNTIMES)}", hint="use --mode latency, or --runtime onnxruntime")
+
+
+def run_throughput(req: LocalProfileRequest, artifact: Path, runtime: str, opts: SessionOptions,
+                   feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The sweep of ``--mode throughput`` as the report's ``throughput`` section. Threads per stream are
+    --threads (or the device's), else 1: streams, not threads, are what the sweep varies."""
+    from edgekd.profile.throughput import ThroughputConfig, throughput_sweep
+
+    cfg = ThroughputConfig(batches=tuple(req.batches), streams=tuple(req.streams),
+                           threads_per_stream=opts.threads or 1, duration_s=req.duration_s,
+                           warmup_s=min(req.warmup_s, req.duration_s))
+    # no fixed input_shapes extra: the batch changes from point to point
+    extra = {k: v for k, v in opts.extra.items() if k != "input_shapes"}
+    res = throughput_sweep(artifact, runtime, feeds, cfg, options=dataclasses.replace(opts, extra=extra))
+    return res.to_json()
 
 
 def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list[str] | None = None) -> Any:
@@ -136,6 +169,7 @@ def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list
 
     artifact = Path(req.artifact)
     runtime = infer_runtime(artifact, req.runtime)
+    check_mode(req.mode, runtime)
     check_artifact(artifact, runtime)
     shapes = parse_input_shapes(list(req.inputs))
     cfg = MeasureConfig(warmup_s=req.warmup_s, warmup_iters=req.warmup_iters, sessions=req.sessions,
@@ -167,6 +201,8 @@ def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list
                                                 "input_shapes": {k: list(v.shape) for k, v in feeds.items()}})
     [rep] = profile_artifacts([ProfileTarget(artifact, runtime, opts, feeds)], cfg, progress=progress)
     rep.data["device_profile"] = dev_name
+    if req.mode == "throughput":
+        rep.data["throughput"] = run_throughput(req, artifact, runtime, opts, feeds)
     if req.layers:
         from edgekd.profile.layers import layer_breakdown
 
