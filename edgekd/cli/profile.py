@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
                                                           "(repeatable) [default: 1 2 4 8]")] = None,
         streams: Annotated[list[int] | None, typer.Option("--streams", help="throughput mode: concurrent "
                                                           "streams (repeatable) [default: 1 2]")] = None,
-        duration_s: Annotated[float, typer.Option("--duration-s", help="throughput mode: timed seconds per "
-                                                  "point")] = 2.0,
+        duration_s: Annotated[float | None, typer.Option("--duration-s", help="throughput mode: timed seconds "
+                                                         "per point [default: 2]")] = None,
         sessions: Annotated[int, typer.Option("--sessions", help="measurement sessions")] = 5,
         iterations: Annotated[int, typer.Option("--iterations", help="iterations per session (raised to "
                                                 "reach --min-duration)")] = 100,
@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
                                   iterations=iterations, warmup_s=warmup_s, warmup_iters=warmup_iters,
                                   min_duration_s=min_duration_s, layers=layers, provider=provider, mode=mode,
                                   batches=tuple(batches or (1, 2, 4, 8)), streams=tuple(streams or (1, 2)),
-                                  duration_s=duration_s, feeds=tuple(feed_files or ()))
+                                  duration_s=2.0 if duration_s is None else duration_s,
+                                  feeds=tuple(feed_files or ()))
         if hosts:
             from edgekd.profile.remote import RemoteOptions, profile_hosts
 
@@ -129,7 +130,7 @@ def _check_flags(artifact: Path, out: Path, *, precision: str, threads: int | No
     c.out_file("--out", out, inputs=[artifact])
 
 
-def _check_throughput(mode: str, batches: list[int] | None, streams: list[int] | None, duration_s: float,
+def _check_throughput(mode: str, batches: list[int] | None, streams: list[int] | None, duration_s: float | None,
                       hosts: list[str] | None, feed_files: list[str] | None) -> None:
     """The throughput flags: each error names the flag, the value and the fix; sweep flags without
     --mode throughput are refused rather than silently ignored."""
@@ -144,8 +145,8 @@ def _check_throughput(mode: str, batches: list[int] | None, streams: list[int] |
         c.at_least("--streams", s, 1, example="2")
     c.finite("--duration-s", duration_s, above=0, example="2")
     if mode != "throughput":
-        given = [f for f, v in (("--batch", batches), ("--streams", streams), ("--duration-s", duration_s != 2.0))
-                 if v]
+        given = [f for f, v in (("--batch", batches), ("--streams", streams), ("--duration-s", duration_s))
+                 if v is not None and v != []]
         if given:
             raise ConfigError(f"{given[0]} applies to --mode throughput only", hint="add --mode throughput")
     if mode == "throughput" and hosts:

@@ -66,6 +66,7 @@ def test_latency_mode_has_no_throughput_section(model: Path, tmp_path: Path,
     (["--mode", "throughput", "--streams", "-1"], ["--streams -1", ">= 1", "e.g. --streams 2"]),
     (["--mode", "throughput", "--duration-s", "0"], ["--duration-s 0", "> 0", "e.g. --duration-s 2"]),
     (["--batch", "2"], ["--batch", "--mode throughput"]),
+    (["--duration-s", "2"], ["--duration-s applies to --mode throughput only"]),
     (["--mode", "throughput", "--runtime", "torch"], ["--mode throughput", "'torch'", "onnxruntime"]),
     (["--mode", "throughput", "--host", "pi@board"], ["--mode throughput with --host"]),
 ])
