@@ -25,7 +25,11 @@ def register(app: typer.Typer) -> None:
         = True,
         static_batch: Annotated[bool, typer.Option("--static-batch", help="fix the batch dimension to 1")] = False,
         input_: Annotated[list[str] | None, typer.Option("--input", help="NAME=1x3x48x320: shape for dynamic dims "
-                                                         "(parity inputs; TensorRT profile min=opt=max)")] = None,
+                                                         "(parity inputs; TensorRT profile min=opt=max); "
+                                                         "NAME=16000 or NAME=1,2,3: a parity input's value "
+                                                         "(ONNX SOURCE)")] = None,
+        feed: Annotated[list[str] | None, typer.Option("--feed", help="NAME=FILE.npy: a parity input's array "
+                                                       "(ONNX SOURCE; repeatable)")] = None,
         profile: Annotated[list[str] | None, typer.Option("--profile", help="TensorRT profile NAME=MIN:OPT:MAX, "
                                                           "e.g. x=1x3x32x32:1x3x640x640:1x3x1280x1280")] = None,
         precision: Annotated[str | None, typer.Option("--precision", help="TensorRT only: fp32 | fp16 | int8 "
@@ -50,19 +54,20 @@ def register(app: typer.Typer) -> None:
         whose sha256 is not the manifest's). Never writes into a run folder or over SOURCE."""
         from edgekd.cli._common import console
         from edgekd.export.dispatch import parse_profiles
-        from edgekd.iospec import parse_input_shapes
+        from edgekd.feeds import parse_input_args
         from edgekd.pipeline.export_source import export_source
 
         _check_flags(source, format_, out, precision=precision, opset=opset, exporter=exporter, atol=atol,
                      rtol=rtol, max_batch=max_batch, workspace_mb=workspace_mb, calib_count=calib_count,
                      weights=weights, calib=calib)
-        shapes = parse_input_shapes(input_ or [])
+        given = parse_input_args(input_ or [], feed or [])
+        shapes = given.shape_candidates()
         ranges = parse_profiles(profile or [])
         res = export_source(source, format_, out, opset=opset, exporter=exporter, simplify=simplify,
                             dynamic_batch=not static_batch, input_shapes=shapes, profiles=ranges,
                             precision=precision or "fp16",
                             max_batch=max_batch, workspace_mb=workspace_mb, calib=calib, calib_count=calib_count,
-                            atol=atol, rtol=rtol, weights=weights)
+                            atol=atol, rtol=rtol, weights=weights, input_args=given)
         for note in res.notes:
             console.print(f"note: {note}", highlight=False)
         for a in res.artifacts:
@@ -77,7 +82,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"next: copy {quote(str(plan.parent))} to the GPU host and run `edgekd build-engine "
                           f"{quote(str(plan))}`", highlight=False, markup=False)
         else:
-            flags = "".join(f" --input {quote(i)}" for i in input_ or [])
+            flags = "".join(f" --input {quote(i)}" for i in input_ or []) + "".join(f" --feed {quote(i)}"
+                                                                              for i in feed or [])
             console.print(f"next: edgekd profile {quote(str(res.artifacts[0]))}{flags}", highlight=False,
                           markup=False)
 

@@ -25,7 +25,10 @@ def register(app: typer.Typer) -> None:
                                                 "judged by SQNR")] = 20.0,
         out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("optimize-out"),
         input_: Annotated[list[str] | None, typer.Option("--input", help="NAME=1x3x48x192: fixes dynamic dims "
-                                                         "(random data, OpenVINO static compile)")] = None,
+                                                         "(random data, OpenVINO static compile); NAME=16000 "
+                                                         "or NAME=1,2,3: a value fed in every input")] = None,
+        feed: Annotated[list[str] | None, typer.Option("--feed", help="NAME=FILE.npy: that input's array in "
+                                                       "every input (repeatable)")] = None,
         threads: Annotated[int, typer.Option("--threads", help="threads for every candidate")] = 1,
         calib_count: Annotated[int, typer.Option("--calib-count", help="at most this many inputs per "
                                                  "folder")] = 32,
@@ -43,13 +46,13 @@ def register(app: typer.Typer) -> None:
         Writes OUT/optimize.json, OUT/optimize.md, OUT/optimize.png. Exit codes: 0 picked; 1 no candidate met
         the budget; 2 bad input or environment."""
         from edgekd.cli._common import console, err_console
-        from edgekd.iospec import parse_input_shapes
+        from edgekd.feeds import parse_input_args
         from edgekd.pipeline.optimize import OptimizeRequest, optimize
         from edgekd.profile.protocol import MeasureConfig
 
         req = OptimizeRequest(model=model, out_dir=out, device=device, calib_dir=calib, eval_dir=eval_,
                               metric=metric, max_drop=max_drop, min_sqnr_db=min_sqnr,
-                              input_shapes=parse_input_shapes(input_ or []), threads=threads,
+                              input_args=parse_input_args(input_ or [], feed or []), threads=threads,
                               calib_count=calib_count, measure=MeasureConfig(sessions=sessions, iterations=iterations),
                               only=candidates or None)
         rep = optimize(req)

@@ -23,8 +23,21 @@ def register(app: typer.Typer) -> None:
                                                "precision hint)")] = "fp32",
         threads: Annotated[int | None, typer.Option("--threads", "-t", help="intra-op threads [default: the "
                                                     "device's, else the runtime's]")] = None,
-        inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="NAME=1x3x48x192; needed for "
-                                                         "dynamic dims (repeatable)")] = None,
+        inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="NAME=1x3x48x192 (a shape, "
+                                                         "needed for dynamic dims), NAME=16000 (a scalar value "
+                                                         "for a rank-0 or [1] input) or NAME=1,2,3 (a 1-D "
+                                                         "value) (repeatable)")] = None,
+        feed_files: Annotated[list[str] | None, typer.Option("--feed", help="NAME=FILE.npy: an input's array "
+                                                             "from a file; dtype and shape must fit the model "
+                                                             "(repeatable)")] = None,
+        mode: Annotated[str, typer.Option("--mode", help="latency | throughput: throughput runs the latency "
+                                          "measurement, then a --batch x --streams sweep")] = "latency",
+        batches: Annotated[list[int] | None, typer.Option("--batch", help="throughput mode: batch sizes "
+                                                          "(repeatable) [default: 1 2 4 8]")] = None,
+        streams: Annotated[list[int] | None, typer.Option("--streams", help="throughput mode: concurrent "
+                                                          "streams (repeatable) [default: 1 2]")] = None,
+        duration_s: Annotated[float | None, typer.Option("--duration-s", help="throughput mode: timed seconds "
+                                                         "per point [default: 2]")] = None,
         sessions: Annotated[int, typer.Option("--sessions", help="measurement sessions")] = 5,
         iterations: Annotated[int, typer.Option("--iterations", help="iterations per session (raised to "
                                                 "reach --min-duration)")] = 100,
@@ -53,7 +66,14 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 done, 2 bad input or environment (missing file, not a model, runtime missing, shape that
         does not fit, unreachable host, unknown host key), 4 invalid run with --fail-invalid, 3 a valid run on a
-        contended machine with --fail-invalid. A dynamic batch dim without --input is profiled at batch 1."""
+        contended machine with --fail-invalid. A dynamic batch dim without --input is profiled at batch 1.
+
+        --mode throughput records the latency figures as always, then sweeps --batch x --streams (one session
+        per stream, --threads threads each, default 1) for --duration-s each; the report gets a `throughput`
+        section and table. onnxruntime and openvino only, and not with --host.
+
+        Inputs not given by --input/--feed are random: floats in [0, 1), integers in [0, rows) where the input
+        indexes a Gather, else in [0, 10); a rank-0 input stays rank 0."""
         from edgekd.cli._common import console, err_console, install_run_loader
         from edgekd.profile.local import LocalProfileRequest
 
@@ -61,11 +81,15 @@ def register(app: typer.Typer) -> None:
         _check_flags(artifact, out_path, precision=precision, threads=threads, sessions=sessions,
                      iterations=iterations, warmup_s=warmup_s, warmup_iters=warmup_iters,
                      min_duration_s=min_duration_s, identity=identity)
+        _check_throughput(mode, batches, streams, duration_s, hosts, feed_files)
         install_run_loader(artifact)
         req = LocalProfileRequest(artifact=artifact, runtime=runtime, device=device, precision=precision,
                                   threads=threads, inputs=tuple(inputs or ()), sessions=sessions,
                                   iterations=iterations, warmup_s=warmup_s, warmup_iters=warmup_iters,
-                                  min_duration_s=min_duration_s, layers=layers, provider=provider)
+                                  min_duration_s=min_duration_s, layers=layers, provider=provider, mode=mode,
+                                  batches=tuple(batches or (1, 2, 4, 8)), streams=tuple(streams or (1, 2)),
+                                  duration_s=2.0 if duration_s is None else duration_s,
+                                  feeds=tuple(feed_files or ()))
         if hosts:
             from edgekd.profile.remote import RemoteOptions, profile_hosts
 
@@ -84,6 +108,7 @@ def register(app: typer.Typer) -> None:
                 err_console.print(f"note: {note}", highlight=False, markup=False)
             rep.save(out_path, markdown=markdown, plots=plots)
             _summary(console, rep, str(out_path))
+            _throughput_summary(console, rep)
             reps = [rep]
         if fail_invalid:
             _fail_invalid(reps)
@@ -103,6 +128,48 @@ def _check_flags(artifact: Path, out: Path, *, precision: str, threads: int | No
     c.finite("--min-duration-s", min_duration_s, minimum=0, example="1")
     c.in_file("--identity", identity, what="private key file")
     c.out_file("--out", out, inputs=[artifact])
+
+
+def _check_throughput(mode: str, batches: list[int] | None, streams: list[int] | None, duration_s: float | None,
+                      hosts: list[str] | None, feed_files: list[str] | None) -> None:
+    """The throughput flags: each error names the flag, the value and the fix; sweep flags without
+    --mode throughput are refused rather than silently ignored."""
+    from edgekd.cli import _checks as c
+    from edgekd.errors import ConfigError
+    from edgekd.profile.local import MODES
+
+    c.one_of("--mode", mode, MODES)
+    for b in batches or ():
+        c.at_least("--batch", b, 1, example="4")
+    for s in streams or ():
+        c.at_least("--streams", s, 1, example="2")
+    c.finite("--duration-s", duration_s, above=0, example="2")
+    if mode != "throughput":
+        given = [f for f, v in (("--batch", batches), ("--streams", streams), ("--duration-s", duration_s))
+                 if v is not None and v != []]
+        if given:
+            raise ConfigError(f"{given[0]} applies to --mode throughput only", hint="add --mode throughput")
+    if mode == "throughput" and hosts:
+        raise ConfigError("--mode throughput with --host: the sweep runs on this machine only",
+                          hint="profile on the board with `edgekd profile --mode throughput` there, or drop --host")
+    if feed_files and hosts:
+        raise ConfigError("--feed with --host: the .npy files are on this machine, not on the board",
+                          hint="copy them to the board and profile there, or give scalar values with --input")
+
+
+def _throughput_summary(console: object, rep: object) -> None:
+    """The sweep table, printed after the latency summary."""
+    tp = rep.data.get("throughput")  # type: ignore[attr-defined]
+    if not tp:
+        return
+    from edgekd.profile.throughput import ThroughputPoint, ThroughputResult, format_table
+
+    res = ThroughputResult(tp["artifact"], tp["runtime"], tp["runtime_settings"], tp["config"],
+                           [ThroughputPoint(**p) for p in tp["points"]])
+    print_ = console.print  # type: ignore[attr-defined]
+    print_(f"throughput ({tp['runtime']}, {tp['config']['duration_s']} s per point):", highlight=False, markup=False)
+    for line in format_table(res):
+        print_(line, highlight=False, markup=False)
 
 
 def _fail_invalid(reps: list[object]) -> None:

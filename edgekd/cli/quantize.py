@@ -32,7 +32,10 @@ def register(app: typer.Typer) -> None:
                                                         "channel)")] = None,
         grayscale: Annotated[bool, typer.Option("--grayscale", help="images as 1 channel (default RGB)")] = False,
         input_: Annotated[list[str] | None, typer.Option("--input", help="NAME=1x3x48x192: fixes dynamic dims "
-                                                         "for random calibration (repeatable)")] = None,
+                                                         "for random calibration; NAME=16000 or NAME=1,2,3: "
+                                                         "a value fed in every input (repeatable)")] = None,
+        feed: Annotated[list[str] | None, typer.Option("--feed", help="NAME=FILE.npy: that input's array in "
+                                                       "every calibration/evaluation input (repeatable)")] = None,
         exclude: Annotated[list[str] | None, typer.Option("--exclude", help="node name kept in FP32 "
                                                           "(repeatable)")] = None,
         min_sqnr: Annotated[float | None, typer.Option("--min-sqnr", help="accuracy-aware fallback: keep the most "
@@ -57,7 +60,7 @@ def register(app: typer.Typer) -> None:
         Exit codes: 0 written, 2 bad input or environment."""
         from edgekd.cli import _checks as c
         from edgekd.cli._common import console, err_console
-        from edgekd.iospec import parse_input_shapes
+        from edgekd.feeds import parse_input_args
         from edgekd.quantize.external import parse_hw, quantize_external
 
         ops = _check_values(runtime, precision, method, calib_layout, activation, metric, op_types, calib_count,
@@ -67,7 +70,7 @@ def register(app: typer.Typer) -> None:
         c.out_file("--out", out, inputs=[model, calib, eval_dir])
         if out.suffix == ".xml":
             c.out_file("--out (its weights)", out.with_suffix(".bin"), inputs=[model, calib])
-        shapes = parse_input_shapes(input_ or [])
+        given = parse_input_args(input_ or [], feed or [])
         size = parse_hw(calib_size)
         if calib is None and precision == "int8":
             err_console.print("WARNING: no --calib given: calibrating on RANDOM data. Activation ranges will not "
@@ -75,7 +78,7 @@ def register(app: typer.Typer) -> None:
                               style="bold yellow", highlight=False)
         rep = quantize_external(model, out, runtime=runtime, precision=precision, method=method, calib=calib,
                                 calib_count=calib_count, calib_size=size, layout=calib_layout,
-                                mean=mean or [0.0], std=std or [1.0], grayscale=grayscale, input_shapes=shapes,
+                                mean=mean or [0.0], std=std or [1.0], grayscale=grayscale, input_args=given,
                                 exclude_nodes=exclude or [], threads=threads,
                                 min_sqnr_db=min_sqnr, eval_dir=eval_dir, op_types=ops, per_channel=not per_tensor,
                                 activation=activation, metric=metric)

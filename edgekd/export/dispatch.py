@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgekd.errors import ConfigError
+from edgekd.feeds import InputArgs
 from edgekd.runtime.predict import onnx_predict
 
 FORMATS = ("onnx", "openvino", "tensorrt", "litert")
@@ -55,9 +58,12 @@ def parse_profiles(items: list[str]) -> dict[str, tuple[list[int], list[int], li
 def export_onnx_file(src: Path, fmt: str, out: Path, *, input_shapes: dict[str, tuple[int, ...]],
                       profiles: dict[str, Any] | None, precision: str, max_batch: int, workspace_mb: int,
                       calib: str | os.PathLike[str] | None, calib_count: int, atol: float | None,
-                      rtol: float | None) -> ExportSummary:
+                      rtol: float | None, input_args: InputArgs | None = None) -> ExportSummary:
+    """An ONNX file -> ``fmt``, its outputs checked against the original (ONNX Runtime) on two inputs:
+    ``input_args`` (--input/--feed) values as given, the others random (:mod:`edgekd.feeds`)."""
     from edgekd.export.external import concrete_feeds, prepare_external_onnx
     from edgekd.export.parity import check_parity
+    from edgekd.feeds import gather_index_bounds
 
     if fmt == "litert":
         # litert-torch converts torch programs; there is no maintained ONNX -> .tflite path to vouch for
@@ -65,8 +71,10 @@ def export_onnx_file(src: Path, fmt: str, out: Path, *, input_shapes: dict[str, 
                           hint="pass the output folder of an edgekd run (its student is rebuilt in torch)")
     atol = 1e-4 if atol is None else atol
     rtol = 1e-3 if rtol is None else rtol
-    em = prepare_external_onnx(src, input_shapes=input_shapes)
-    feeds = [concrete_feeds(em.spec, input_shapes, seed=s) for s in (1, 2)]
+    input_shapes, values = _given_inputs(src, input_shapes, input_args)
+    em = prepare_external_onnx(src, input_shapes=input_shapes, input_values=values)
+    bounds = gather_index_bounds(em.proto)
+    feeds = [concrete_feeds(em.spec, input_shapes, seed=s, values=values, index_bounds=bounds) for s in (1, 2)]
     details = {"constants_converted": em.constants_converted, "folded": em.folded,
                "inputs": [asdict(t) for t in em.spec.inputs]}
     if fmt == "onnx":
@@ -110,11 +118,23 @@ def export_onnx_file(src: Path, fmt: str, out: Path, *, input_shapes: dict[str, 
     from edgekd.quantize.calibration import model_inputs
 
     prof = profile_shapes(model_inputs(dst), shapes=input_shapes, ranges=profiles, max_batch=max_batch)
-    opt_feeds = [concrete_feeds(em.spec, {k: tuple(v["opt"]) for k, v in prof.items()}, seed=3)]
+    opt_feeds = [concrete_feeds(em.spec, {k: tuple(v["opt"]) for k, v in prof.items()}, seed=3, values=values,
+                                index_bounds=bounds)]
     plan = write_build_plan(dst, out, precision=precision, shapes=input_shapes, ranges=profiles, max_batch=max_batch,
                             workspace_mb=workspace_mb, calib=calib_batches, parity_feeds=opt_feeds, atol=atol,
                             rtol=rtol)
     return ExportSummary(fmt, "onnx", [dst, plan], None, details, em.notes)
+
+
+def _given_inputs(src: Path, shapes: dict[str, tuple[int, ...]], args: InputArgs | None
+                  ) -> tuple[dict[str, tuple[int, ...]], dict[str, np.ndarray]]:
+    """--input/--feed against the ONNX file's inputs: (shapes for the random inputs, values as given)."""
+    if args is None or not args.names:
+        return shapes, {}
+    from edgekd.quantize.calibration import model_inputs
+
+    res = args.resolve(model_inputs(src), f"SOURCE {src.name}")
+    return {**shapes, **res.shapes}, res.values
 
 
 def _save_onnx(proto: Any, dst: Path) -> None:

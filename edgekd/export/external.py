@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,26 +111,27 @@ def constants_to_initializers(proto: Any) -> int:
     return converted
 
 
-def concrete_feeds(spec: IOSpec, shapes: dict[str, tuple[int, ...]] | None = None, seed: int = 0,
-                   default_dim: int = 64) -> dict[str, np.ndarray]:
-    """Random inputs: ``shapes`` where given, else dynamic batch 1 and other dynamic dims ``default_dim``."""
-    rng = np.random.default_rng(seed)
+def concrete_feeds(spec: IOSpec, shapes: Mapping[str, Sequence[int]] | None = None, seed: int = 0,
+                   default_dim: int = 64, *, values: Mapping[str, np.ndarray] | None = None,
+                   index_bounds: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Inputs (:func:`edgekd.feeds.synth_feed`): ``values`` as given, else random at ``shapes`` where given,
+    else dynamic batch 1 and other dynamic dims ``default_dim``; integers within ``index_bounds``."""
+    from edgekd.feeds import synth_feed
+
     shapes = dict(shapes or {})
-    out = {}
+    resolved = {}
     for t in spec.inputs:
         if t.name in shapes:
-            shape = tuple(shapes[t.name])
+            resolved[t.name] = tuple(shapes[t.name])
         else:
-            shape = tuple(d if isinstance(d, int) else (1 if i == 0 else default_dim) for i, d in enumerate(t.shape))
-        if np.issubdtype(np.dtype(t.dtype), np.integer):
-            out[t.name] = rng.integers(0, 2, size=shape).astype(t.dtype)
-        else:
-            out[t.name] = rng.uniform(0, 1, size=shape).astype(t.dtype)
-    return out
+            resolved[t.name] = tuple(d if isinstance(d, int) else (1 if i == 0 else default_dim)
+                                     for i, d in enumerate(t.shape))
+    return synth_feed(spec.inputs, resolved, np.random.default_rng(seed), values=values, index_bounds=index_bounds)
 
 
 def prepare_external_onnx(path: str | os.PathLike[str], *, fold: bool = True,
-                          input_shapes: dict[str, tuple[int, ...]] | None = None) -> ExternalModel:
+                          input_shapes: dict[str, tuple[int, ...]] | None = None,
+                          input_values: Mapping[str, np.ndarray] | None = None) -> ExternalModel:
     """Load, move Constant-node weights to initializers, fold constants with onnxslim (kept only if the
     folded graph reproduces the original's outputs at ``input_shapes``, or at a guessed shape)."""
     import onnx
@@ -154,7 +156,7 @@ def prepare_external_onnx(path: str | os.PathLike[str], *, fold: bool = True,
             slim = None
             notes.append(f"onnxslim failed ({type(exc).__name__}: {str(exc)[:200]}); constants not folded")
         if slim is not None:
-            ok, why = _same_outputs(original, slim, spec, input_shapes)
+            ok, why = _same_outputs(original, slim, spec, input_shapes, input_values)
             if ok:
                 proto, folded = slim, True
                 if why:
@@ -162,17 +164,20 @@ def prepare_external_onnx(path: str | os.PathLike[str], *, fold: bool = True,
             else:
                 notes.append(f"folded graph rejected: {why}")
     if not folded:
-        ok, why = _same_outputs(original, proto, spec, input_shapes)
+        ok, why = _same_outputs(original, proto, spec, input_shapes, input_values)
         if not ok:
             raise ExportError(f"{src.name}: converting Constant nodes to initializers changed the model: {why}")
     return ExternalModel(src, proto, onnx_io_spec(proto), n_const, folded, notes)
 
 
-def _same_outputs(a: Any, b: Any, spec: IOSpec, shapes: dict[str, tuple[int, ...]] | None) -> tuple[bool, str | None]:
-    """Run both protos with ORT on one random input; (same?, note)."""
+def _same_outputs(a: Any, b: Any, spec: IOSpec, shapes: dict[str, tuple[int, ...]] | None,
+                  values: Mapping[str, np.ndarray] | None = None) -> tuple[bool, str | None]:
+    """Run both protos with ORT on one random input (``values`` as given); (same?, note)."""
     import onnxruntime as ort
 
-    feeds = concrete_feeds(spec, shapes, seed=0)
+    from edgekd.feeds import gather_index_bounds
+
+    feeds = concrete_feeds(spec, shapes, seed=0, values=values, index_bounds=gather_index_bounds(a))
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = 1

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgekd.errors import ConfigError, UnknownNameError
 from edgekd.export.dispatch import FORMATS, ExportSummary, _public, export_onnx_file
+from edgekd.feeds import InputArgs
 from edgekd.iospec import IOSpec
 from edgekd.runtime.predict import iterate_numpy, onnx_predict, torch_predict
 from edgekd.tasks.run_student import load_run_student
@@ -21,9 +22,10 @@ def export_source(source: str | os.PathLike[str], fmt: str, out: str | os.PathLi
                   precision: str = "fp16", max_batch: int = 8, workspace_mb: int = 1024,
                   calib: str | os.PathLike[str] | None = None, calib_count: int = 32,
                   atol: float | None = None, rtol: float | None = None,
-                  weights: str | None = None) -> ExportSummary:
+                  weights: str | None = None, input_args: InputArgs | None = None) -> ExportSummary:
     """``weights``: a run folder's weights file to export (default ``student_kd.safetensors``; a QAT fine-tune
-    run also has ``student_qat.safetensors``)."""
+    run also has ``student_qat.safetensors``). ``input_args``: --input/--feed values for the parity inputs of
+    an ONNX source (:mod:`edgekd.feeds`)."""
     if fmt not in FORMATS:
         raise UnknownNameError("export format (--format)", fmt, FORMATS)
     src = Path(source)
@@ -34,13 +36,16 @@ def export_source(source: str | os.PathLike[str], fmt: str, out: str | os.PathLi
         raise ConfigError(f"--weights {weights!r} applies to a run folder, and SOURCE {str(src)!r} is a file",
                           hint="drop --weights, or pass the run's output folder")
     if src.is_dir():
+        if input_args is not None and any(a.shape is None for a in input_args.args.values()):
+            raise ConfigError("--input NAME=VALUE and --feed apply to an ONNX SOURCE; a run folder's parity "
+                              "inputs come from its recipe's input spec", hint="give shapes only (NAME=1x3x64x64)")
         return _export_run(src, fmt, Path(out), weights=weights, opset=opset, exporter=exporter, simplify=simplify,
                            dynamic_batch=dynamic_batch, precision=precision, max_batch=max_batch,
                            workspace_mb=workspace_mb, profiles=profiles, input_shapes=input_shapes,
                            calib_count=calib_count, atol=atol, rtol=rtol)
     return export_onnx_file(src, fmt, Path(out), input_shapes=input_shapes or {}, profiles=profiles,
                              precision=precision, max_batch=max_batch, workspace_mb=workspace_mb, calib=calib,
-                             calib_count=calib_count, atol=atol, rtol=rtol)
+                             calib_count=calib_count, atol=atol, rtol=rtol, input_args=input_args)
 
 
 # --- a finished run ----------------------------------------------------------------------------------------

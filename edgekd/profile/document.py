@@ -55,6 +55,31 @@ class RuntimeInfo(_Open):
     threads: int | str | None = Field(default=None, description="threads asked for, or 'default (N)'")
 
 
+class ThroughputPointDoc(_Open):
+    batch: int
+    streams: int
+    threads_per_stream: int | None
+    items_per_s: float | None = Field(description="items completed per second, all streams; None when skipped")
+    calls: int
+    items: int
+    wall_s: float
+    latency_ms: dict[str, float] = Field(description="per call (one batch): p50 p90 p99 mean")
+    per_item_ms: float | None = None
+    skipped: str | None = Field(default=None, description="why the point was not measured")
+
+
+class ThroughputSection(_Open):
+    """``edgekd profile --mode throughput``: a batch x streams sweep, every speed setting recorded."""
+
+    mode: str = Field(pattern=r"^throughput$")
+    runtime: str
+    runtime_settings: dict[str, Any] = Field(description="the runtime's own settings of a stream's session "
+                                             "(threads, inference precision, ...)")
+    config: dict[str, Any] = Field(description="batches, streams, threads_per_stream, duration_s, warmup_s")
+    points: list[ThroughputPointDoc]
+    best: dict[str, Any] | None = Field(description="batch, streams, items_per_s of the fastest point")
+
+
 class ProfileDocument(_Open):
     """``edgekd.profile/1``: one profiled artifact on one machine."""
 
@@ -69,5 +94,6 @@ class ProfileDocument(_Open):
     settings: dict[str, Any] = Field(default_factory=dict)
     sensors: dict[str, Any] = Field(default_factory=dict)
     transfers: str | None = None
+    throughput: ThroughputSection | None = Field(default=None, description="--mode throughput only")
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)

@@ -195,7 +195,10 @@ def _infer(model: Any) -> Any:
         try:
             from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-            sym = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
+            from edgekd.quantize.scratch import scratch_cwd
+
+            with scratch_cwd():  # a failed inference saves sym_shape_infer_temp.onnx into the cwd
+                sym = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
             if sym is not None:
                 return sym
         except Exception:  # noqa: BLE001 - the onnx result stands; unknown shapes are counted and reported

@@ -60,19 +60,25 @@ def check_artifact(artifact: Path, runtime: str) -> None:
 
 
 def build_feeds(specs: Sequence[Any], shapes: Mapping[str, tuple[int, ...]], artifact: str,
-                seed: int = 0, notes: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Random inputs of the model's dtypes; dynamic dims come from ``shapes`` (--input), except a dynamic
-    batch (the first dim, the only dynamic one): it defaults to 1, said in ``notes`` (the models edgekd
-    exports have one, and latency at batch 1 is what an edge device serves)."""
+                seed: int = 0, notes: list[str] | None = None, *, values: Mapping[str, np.ndarray] | None = None,
+                index_bounds: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Inputs of the model's dtypes (:func:`edgekd.feeds.synth_feed`): ``values`` (--input NAME=VALUE, --feed)
+    as given, the others random; dynamic dims come from ``shapes`` (--input), except a dynamic batch (the
+    first dim, the only dynamic one): it defaults to 1, said in ``notes`` (the models edgekd exports have one,
+    and latency at batch 1 is what an edge device serves)."""
+    from edgekd.feeds import synth_feed
+
     names = [s.name for s in specs]
     unknown = sorted(set(shapes) - set(names))
     if unknown:
         raise ConfigError(f"--input {unknown[0]}=...: the model {artifact} has no input {unknown[0]!r}; "
                           f"its inputs are {names}")
-    rng = np.random.default_rng(seed)
-    feeds: dict[str, np.ndarray] = {}
+    given = dict(values or {})
+    resolved: dict[str, tuple[int, ...]] = {}
     problems = []
     for s in specs:
+        if s.name in given:
+            continue
         dims = list(s.shape)
         dynamic = [i for i, d in enumerate(dims) if not (isinstance(d, int) and d > 0)]
         if s.name in shapes:
@@ -99,16 +105,10 @@ def build_feeds(specs: Sequence[Any], shapes: Mapping[str, tuple[int, ...]], art
             continue
         else:
             shape = tuple(int(d) for d in dims)
-        dt = np.dtype(s.dtype)
-        if np.issubdtype(dt, np.integer):
-            feeds[s.name] = rng.integers(int(s.low), max(int(s.high), int(s.low) + 1), size=shape).astype(dt)
-        elif dt == np.bool_:
-            feeds[s.name] = rng.random(shape) < 0.5
-        else:
-            feeds[s.name] = rng.random(shape).astype(dt)
+        resolved[s.name] = shape
     if problems:
         raise ProfileError(f"{artifact}: inputs need a shape:\n" + "\n".join(f"  - {p}" for p in problems))
-    return feeds
+    return synth_feed(specs, resolved, np.random.default_rng(seed), values=given, index_bounds=index_bounds)
 
 
 @dataclass
@@ -126,18 +126,52 @@ class LocalProfileRequest:
     min_duration_s: float = 1.0
     layers: bool = False
     provider: str | None = None
+    mode: str = "latency"  # "throughput": the latency run, then a batch x streams sweep (edgekd.profile.throughput)
+    batches: Sequence[int] = (1, 2, 4, 8)
+    streams: Sequence[int] = (1, 2)
+    duration_s: float = 2.0
+    feeds: Sequence[str] = ()  # --feed NAME=FILE.npy
+
+
+MODES = ("latency", "throughput")
+THROUGHPUT_RUNTIMES = ("onnxruntime", "openvino")
+
+
+def check_mode(mode: str, runtime: str) -> None:
+    """``--mode`` is known, and throughput mode runs on a runtime that can host several sessions at once."""
+    if mode not in MODES:
+        raise ConfigError(f"--mode {mode!r}: allowed {', '.join(MODES)}", hint="e.g. --mode throughput")
+    if mode == "throughput" and runtime not in THROUGHPUT_RUNTIMES:
+        raise ConfigError(f"--mode throughput: runtime {runtime!r} cannot run concurrent streams here; it runs on "
+                          f"{', '.join(THROUGHPUT_RUNTIMES)}", hint="use --mode latency, or --runtime onnxruntime")
+
+
+def run_throughput(req: LocalProfileRequest, artifact: Path, runtime: str, opts: SessionOptions,
+                   feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The sweep of ``--mode throughput`` as the report's ``throughput`` section. Threads per stream are
+    --threads (or the device's), else 1: streams, not threads, are what the sweep varies."""
+    from edgekd.profile.throughput import ThroughputConfig, throughput_sweep
+
+    cfg = ThroughputConfig(batches=tuple(req.batches), streams=tuple(req.streams),
+                           threads_per_stream=opts.threads or 1, duration_s=req.duration_s,
+                           warmup_s=min(req.warmup_s, req.duration_s))
+    # no fixed input_shapes extra: the batch changes from point to point
+    extra = {k: v for k, v in opts.extra.items() if k != "input_shapes"}
+    res = throughput_sweep(artifact, runtime, feeds, cfg, options=dataclasses.replace(opts, extra=extra))
+    return res.to_json()
 
 
 def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list[str] | None = None) -> Any:
     """Validate, profile (and optionally run the per-layer pass); returns the ProfileReport (unsaved).
     What was assumed (a dynamic batch set to 1) is appended to ``notes``."""
-    from edgekd.iospec import parse_input_shapes
+    from edgekd.feeds import gather_index_bounds, parse_input_args
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, load_session, profile_artifacts
 
     artifact = Path(req.artifact)
     runtime = infer_runtime(artifact, req.runtime)
+    check_mode(req.mode, runtime)
     check_artifact(artifact, runtime)
-    shapes = parse_input_shapes(list(req.inputs))
+    given = parse_input_args(list(req.inputs), list(req.feeds))
     cfg = MeasureConfig(warmup_s=req.warmup_s, warmup_iters=req.warmup_iters, sessions=req.sessions,
                         iterations=req.iterations, min_duration_s=req.min_duration_s)
     threads = req.threads
@@ -159,7 +193,10 @@ def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list
     probe = ProfileTarget(artifact, runtime, opts, {})
     # A first load only to read the input specs; the profiler loads again and times that load.
     specs = list(load_session(probe).inputs)
-    feeds = build_feeds(specs, shapes, str(artifact), notes=notes)
+    res = given.resolve(specs, f"the model {artifact}")
+    shapes = {k: v for k, v in res.shapes.items() if k not in res.values}
+    feeds = build_feeds(specs, shapes, str(artifact), notes=notes, values=res.values,
+                        index_bounds=gather_index_bounds(artifact))
     if runtime == "openvino":
         # compile at the shapes fed (benchmark_app's -shape): a model compiled with dynamic dims and only fed
         # concrete ones reads 17-40% slow (issue 21)
@@ -167,6 +204,10 @@ def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list
                                                 "input_shapes": {k: list(v.shape) for k, v in feeds.items()}})
     [rep] = profile_artifacts([ProfileTarget(artifact, runtime, opts, feeds)], cfg, progress=progress)
     rep.data["device_profile"] = dev_name
+    # which inputs were not random: a stated value changes what the model computes (a branch, a table row)
+    rep.data["inputs_given"] = {k: given.args[k].flag for k in res.values}
+    if req.mode == "throughput":
+        rep.data["throughput"] = run_throughput(req, artifact, runtime, opts, feeds)
     if req.layers:
         from edgekd.profile.layers import layer_breakdown
 

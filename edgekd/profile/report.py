@@ -357,6 +357,31 @@ def render_markdown(rep: ProfileReport | dict[str, Any]) -> str:
         for n in layers["nodes"][:15]:
             lines.append(f"| {n['node']} | {n.get('op', '')} | {_fmt(n['ms'], 4)} | {_fmt(n.get('pct'), 1)} |")
         lines.append("")
+    lines += _throughput_markdown(d.get("throughput"))
     for name in (d.get("plots") or {}).values():
         lines.append(f"![{name}]({name})")
     return "\n".join(lines) + "\n"
+
+
+def _throughput_markdown(tp: dict[str, Any] | None) -> list[str]:
+    """The ``--mode throughput`` sweep as a table, with every setting that changes its speed."""
+    if not tp:
+        return []
+    cfg, rs = tp.get("config", {}), tp.get("runtime_settings", {})
+    settings = ", ".join(f"{k} {v}" for k, v in rs.items())
+    lines = ["## Throughput (batch x streams sweep)", "",
+             f"{tp.get('runtime')}: {cfg.get('duration_s')} s per point after {cfg.get('warmup_s')} s warm-up, "
+             f"{cfg.get('threads_per_stream')} thread(s) per stream; runtime settings: {settings or 'n/a'}.", "",
+             "| batch | streams | threads/stream | items/s | p50 ms | p90 ms | p99 ms | |", "|---|---|---|---|---|---|---|---|"]
+    best = tp.get("best") or {}
+    for p in tp.get("points", []):
+        if p.get("items_per_s") is None:
+            lines.append(f"| {p['batch']} | {p['streams']} | {p['threads_per_stream']} | skipped: {p.get('skipped')} "
+                         "| | | | |")
+            continue
+        mark = "best" if (p["batch"], p["streams"]) == (best.get("batch"), best.get("streams")) else ""
+        lat = p["latency_ms"]
+        lines.append(f"| {p['batch']} | {p['streams']} | {p['threads_per_stream']} | {_fmt(p['items_per_s'], 1)} "
+                     f"| {_fmt(lat['p50'])} | {_fmt(lat['p90'])} | {_fmt(lat['p99'])} | {mark} |")
+    lines += ["", "Latency per call (one batch) while every stream runs; items/s over all streams.", ""]
+    return lines

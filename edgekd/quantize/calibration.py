@@ -26,6 +26,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from edgekd.errors import ConfigError, QuantizationError
+from edgekd.feeds import as_feed_array
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class FeedReader(CalibrationDataReader):
         feed, self._peeked = self._peeked, None
         if feed is None:  # has_next() just returned True, so a feed was peeked
             return None
-        out = {k: np.ascontiguousarray(v) for k, v in feed.items()}
+        out = {k: as_feed_array(v) for k, v in feed.items()}
         if self._inputs is not None:
             self._check(out, self._inputs)
         self.count += 1
@@ -310,23 +311,28 @@ def folder_feeds(folder: str | Path, inputs: Sequence[ModelInput], *, size: tupl
 
 
 def random_feeds(inputs: Sequence[ModelInput], n: int = 8, *, shapes: Mapping[str, Sequence[int]] | None = None,
-                 seed: int = 0, low: float = 0.0, high: float = 1.0, calibration: bool = True) -> Iterator[Feed]:
-    """``n`` batches of uniform random data. For calibration (the default) it warns loudly: accuracy after
-    quantization is then unknown; ``calibration=False`` (inputs only to compare outputs) does not."""
+                 seed: int = 0, low: float = 0.0, high: float = 1.0, calibration: bool = True,
+                 values: Mapping[str, np.ndarray] | None = None,
+                 index_bounds: Mapping[str, int] | None = None) -> Iterator[Feed]:
+    """``n`` batches of random data (:func:`edgekd.feeds.synth_feed`: floats uniform in [low, high), integers in
+    a valid range, rank 0 kept), ``values`` (--input NAME=VALUE, --feed) fed as given in every batch. For
+    calibration (the default) it warns loudly: accuracy after quantization is then unknown;
+    ``calibration=False`` (inputs only to compare outputs) does not."""
+    from edgekd.feeds import synth_feed
+
     if calibration:
         msg = ("calibrating on RANDOM data: activation ranges do not reflect real inputs, so the accuracy of the "
                "quantized model is UNKNOWN. Give real calibration data (--calib DIR) for a trustworthy artifact.")
         warnings.warn(msg, RandomCalibrationWarning, stacklevel=2)
         log.warning(msg)
-    resolved = {i.name: i.resolve((shapes or {}).get(i.name)) for i in inputs}
+    given = dict(values or {})
+    resolved = {i.name: i.resolve((shapes or {}).get(i.name)) for i in inputs if i.name not in given}
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        feed = {}
+        feed = synth_feed(inputs, resolved, rng, values=given, index_bounds=index_bounds)
         for i in inputs:
-            if np.issubdtype(np.dtype(i.dtype), np.integer):
-                feed[i.name] = rng.integers(int(low), max(int(high), int(low) + 1), size=resolved[i.name]).astype(i.dtype)
-            else:
-                feed[i.name] = rng.uniform(low, high, size=resolved[i.name]).astype(i.dtype)
+            if i.name not in given and np.dtype(i.dtype).kind == "f" and (low, high) != (0.0, 1.0):
+                feed[i.name] = (low + (high - low) * feed[i.name]).astype(i.dtype)
         yield feed
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import ConfigError
+from edgekd.feeds import InputArgs, gather_index_bounds
 from edgekd.quantize.calibration import RandomCalibrationWarning, folder_feeds, model_inputs, random_feeds
 from edgekd.quantize.compare import OutputAgreement, compare_outputs
 from edgekd.quantize.heldout import METRICS, OutputJudgement, judge_heldout, split_heldout
@@ -61,7 +62,7 @@ def quantize_external(
     input_shapes: Mapping[str, Sequence[int]] | None = None, exclude_nodes: Sequence[str] = (),
     compare_batches: int = 4, threads: int | None = 1, min_sqnr_db: float | None = None,
     eval_dir: str | Path | None = None, op_types: Sequence[str] | None = None, per_channel: bool = True,
-    activation: str = "uint8", metric: str = "auto",
+    activation: str = "uint8", metric: str = "auto", input_args: InputArgs | None = None,
 ) -> ExternalQuantReport:
     """Quantize ``model`` for ``runtime``/``precision`` and judge it against FP32 on held-out inputs.
 
@@ -69,14 +70,16 @@ def quantize_external(
     part and the report (and ``min_sqnr_db``) judges the rest, unless ``eval_dir`` gives separate evaluation
     inputs. ``min_sqnr_db``: accuracy-aware fallback, the most sensitive Conv/MatMul/Gemm layers back to FP32
     until every output's held-out SQNR vs FP32 is at least this. ``compare_batches``: how many held-out inputs
-    the SQNR/IoU table uses (the per-output judgement uses them all).
+    the SQNR/IoU table uses (the per-output judgement uses them all). ``input_args`` (--input/--feed): sizes
+    and values; a value replaces that input in every calibration and evaluation input (:mod:`edgekd.feeds`).
     """
     opts = QuantOptions(runtime, precision, method, tuple(exclude_nodes), tuple(op_types) if op_types else None,
                         per_channel, activation, min_sqnr_db, metric)
     model, out = Path(model), Path(out)
     _check_request(model, opts, calib_count)
     inputs = model_inputs(model)
-    shapes = dict(input_shapes or {})
+    given = (input_args or InputArgs()).resolve(inputs, f"MODEL {model.name}")
+    shapes = {**dict(input_shapes or {}), **given.shapes}
     for name in shapes:
         if name not in {i.name for i in inputs}:
             from edgekd.errors import UnknownNameError
@@ -85,10 +88,12 @@ def quantize_external(
     notes: list[str] = []
     load: dict[str, Any] = dict(size=_image_size(calib_size, inputs, shapes, layout), mean=mean, std=std, layout=layout,
                 grayscale=grayscale)
-    feeds, random_cal = _feeds(calib, inputs, shapes, opts, calib_count, compare_batches, load, notes)
+    feeds, random_cal = _feeds(calib, inputs, shapes, opts, calib_count, compare_batches, load, notes,
+                               (given.values, gather_index_bounds(model)))
     calibrates = precision == "int8" or min_sqnr_db is not None
     if calibrates:
-        evaluation = list(folder_feeds(eval_dir, inputs, limit=calib_count, **load)) if eval_dir else None
+        evaluation = [{**f, **given.values} for f in folder_feeds(eval_dir, inputs, limit=calib_count, **load)] \
+            if eval_dir else None
         split = split_heldout(feeds, evaluation)
         calib_feeds, judge_feeds, how = split.calib, split.eval, split.note
     else:  # dynamic INT8 and FP16 calibrate nothing: every input is held out
@@ -140,19 +145,24 @@ def _image_size(calib_size: tuple[int, int] | None, inputs: Sequence, shapes: Ma
 
 
 def _feeds(calib: str | Path | None, inputs: Sequence, shapes: Mapping[str, Sequence[int]], o: QuantOptions,  # type: ignore[type-arg]
-           calib_count: int, compare_batches: int, load: dict[str, Any], notes: list[str]) -> tuple[list, bool]:  # type: ignore[type-arg]
-    """The inputs: a folder's, else random ones (with a note when they calibrate); True when random."""
+           calib_count: int, compare_batches: int, load: dict[str, Any], notes: list[str],
+           fixed: tuple[Mapping[str, np.ndarray], Mapping[str, int]]) -> tuple[list, bool]:  # type: ignore[type-arg]
+    """The inputs: a folder's, else random ones (with a note when they calibrate); True when random.
+    ``fixed``: the values the user gave (they replace those inputs) and the Gather index bounds."""
+    values, bounds = fixed
     if calib is not None:
-        feeds = list(folder_feeds(calib, inputs, limit=calib_count, **load))
+        feeds = [{**f, **values} for f in folder_feeds(calib, inputs, limit=calib_count, **load)]
         if not feeds:
             raise ConfigError(f"--calib {str(calib)!r}: no calibration inputs found")
         return feeds, False
     calibrates = o.precision == "int8" or o.min_sqnr_db is not None
     if not calibrates:  # only compared: no calibration, so no random-calibration warning either
-        return list(random_feeds(inputs, max(compare_batches, 2), shapes=shapes, calibration=False)), False
+        return list(random_feeds(inputs, max(compare_batches, 2), shapes=shapes, calibration=False, values=values,
+                                 index_bounds=bounds)), False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomCalibrationWarning)
-        feeds = list(random_feeds(inputs, max(2, min(calib_count, 16)), shapes=shapes))
+        feeds = list(random_feeds(inputs, max(2, min(calib_count, 16)), shapes=shapes, values=values,
+                                  index_bounds=bounds))
     notes.append("calibrated on RANDOM data: the accuracy of the quantized model is UNKNOWN; "
                  "give --calib DIR with real inputs")
     return feeds, True

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import ConfigError, DependencyMissingError, QuantizationError
+from edgekd.feeds import as_feed_array
 from edgekd.fileio import sha256_file
 from edgekd.quantize.ort_static import QuantResult, check_not_quantized
 
@@ -100,7 +101,7 @@ def _check_out(out: Path) -> None:
 
 
 def _materialize(calib: Iterable[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    items = [{k: np.ascontiguousarray(v) for k, v in f.items()} for f in calib]
+    items = [{k: as_feed_array(v) for k, v in f.items()} for f in calib]
     if not items:
         raise QuantizationError("the calibration data is empty", hint="give at least one calibration batch")
     return items

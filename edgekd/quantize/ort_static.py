@@ -109,6 +109,8 @@ def prepare_for_quantization(model: str | Path, out: str | Path, *, optimize: bo
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from edgekd.quantize.scratch import scratch_cwd
+
     steps: list[str] = []
     m = _load(model)
     n_const = constants_to_initializers(m)
@@ -145,8 +147,9 @@ def prepare_for_quantization(model: str | Path, out: str | Path, *, optimize: bo
         errors = []
         for label, kw in attempts:
             try:
-                with _quiet():
-                    quant_pre_process(str(staged), str(out), **kw)
+                # symbolic shape inference drops sym_shape_infer_temp.onnx (+ <uuid>.data) into the cwd
+                with _quiet(), scratch_cwd("edgekd-prep-cwd-"):
+                    quant_pre_process(str(staged), str(out.resolve()), **kw)
                 steps.append(label)
                 break
             except Exception as exc:  # noqa: BLE001 - any stage failure moves to the next, recorded

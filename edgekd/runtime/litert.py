@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import BackendUnavailableError, ConfigError, DependencyMissingError, ProfileError
+from edgekd.feeds import as_feed_array
 from edgekd.iospec import TensorSpec
 from edgekd.runtime._feedcheck import FeedChecker
 from edgekd.runtime.base import SessionIO, SessionOptions
@@ -126,7 +127,7 @@ class LiteRtSession(SessionIO):
 
 
     def _raw_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {p.name: (_quantize(feeds[p.name], p) if p.scale else np.ascontiguousarray(feeds[p.name]))
+        return {p.name: (_quantize(feeds[p.name], p) if p.scale else as_feed_array(feeds[p.name]))
                 for p in self._in}
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:

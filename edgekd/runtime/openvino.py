@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import BackendUnavailableError, ConfigError, DependencyMissingError, ProfileError
+from edgekd.feeds import as_feed_array
 from edgekd.iospec import TensorSpec
 from edgekd.runtime._feedcheck import FeedChecker
 from edgekd.runtime.base import SessionIO, SessionOptions
@@ -147,7 +148,7 @@ class OpenVinoSession(SessionIO):
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         self._check_cached(feeds)
         try:
-            res = self._request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
+            res = self._request.infer({k: as_feed_array(v) for k, v in feeds.items()})
         except Exception as exc:
             raise ProfileError(f"{self.path.name}: openvino failed to run: {type(exc).__name__}: {exc}",
                                hint="check the input shapes against the model's inputs") from None

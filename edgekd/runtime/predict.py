@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekd.feeds import as_feed_array
 from edgekd.iospec import IOSpec
 from edgekd.runtime.base import Session
 
@@ -36,7 +37,7 @@ def session_predict(session: Session) -> PredictFn:
     def predict(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         ready: dict[str, np.ndarray] = {}
         for name, a in feeds.items():
-            arr = np.ascontiguousarray(a)
+            arr = as_feed_array(a)
             spec = specs.get(name)
             if spec is not None and arr.dtype != np.dtype(spec.dtype) and arr.dtype.kind == "f" \
                     and np.dtype(spec.dtype).kind == "f":

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import BackendUnavailableError, ConfigError, DependencyMissingError, ProfileError
+from edgekd.feeds import as_feed_array
 from edgekd.iospec import TensorSpec
 from edgekd.runtime.base import SessionIO, SessionOptions
 
@@ -109,7 +110,7 @@ class TensorRtSession(SessionIO):
         self.check(feeds)
         with torch.cuda.stream(self.stream):
             for spec in self._inputs:
-                arr = np.ascontiguousarray(feeds[spec.name])
+                arr = as_feed_array(feeds[spec.name])
                 if not self.context.set_input_shape(spec.name, tuple(arr.shape)):
                     lo, _, hi = self.engine.get_tensor_profile_shape(spec.name, self.context.active_optimization_profile)
                     raise ProfileError(f"{self.path.name}: input {spec.name!r} shape {list(arr.shape)} is outside "

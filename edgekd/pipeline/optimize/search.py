@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgekd.errors import ConfigError
+from edgekd.feeds import InputArgs
 from edgekd.pipeline.optimize.report import CandidateEntry, OptimizeReport
 from edgekd.profile.protocol import MeasureConfig
 from edgekd.quantize.candidates import BuiltCandidate, CandidateSpec
@@ -39,6 +40,7 @@ class OptimizeRequest:
     max_drop: float = 0.01
     min_sqnr_db: float = 20.0
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    input_args: InputArgs | None = None  # --input/--feed sizes and values (edgekd.feeds)
     threads: int | None = 1
     calib_count: int = 32
     measure: MeasureConfig = field(default_factory=lambda: MeasureConfig(sessions=6, iterations=50))
@@ -73,8 +75,9 @@ def optimize(req: OptimizeRequest) -> OptimizeReport:
 
     _check(req)
     dev, device_precisions, gpu = _device(req.device_config or req.device)
+    input_shapes, values = _given_inputs(req)
     split, data_notes = _given_data(req) or load_data(req.model, req.calib_dir, req.eval_dir, req.calib_count,
-                                                      req.input_shapes)
+                                                      input_shapes, values=values)
     ref_predict, out_names = _reference(req.model, req.threads)
     ref_eval = [list(ref_predict(f)) for f in split.eval]
     metrics = resolve_metrics(req.metric, dict(zip(out_names, ref_eval[0], strict=True)))
@@ -89,7 +92,7 @@ def optimize(req: OptimizeRequest) -> OptimizeReport:
     for spec in specs:
         if req.progress:
             log.info("building %s", spec.name)
-        built = build_candidate(spec, req.model, work, split.calib, input_shapes=req.input_shapes or None, ac=ac)
+        built = build_candidate(spec, req.model, work, split.calib, input_shapes=input_shapes or None, ac=ac)
         judged.append(_judge(built, req, split.eval, ref_eval, metrics, out_names, shapes))
     _time(judged, req, split.eval[0], shapes)
     picked = _select(judged)
@@ -103,6 +106,17 @@ def optimize(req: OptimizeRequest) -> OptimizeReport:
         candidates=[j.entry for j in judged], notes=data_notes + _notes(host))
     _write(rep, req.out_dir)
     return rep
+
+
+def _given_inputs(req: OptimizeRequest) -> tuple[dict[str, Sequence[int]], dict[str, np.ndarray]]:
+    """--input/--feed against the model's inputs: (every stated shape, values as given)."""
+    shapes: dict[str, Sequence[int]] = dict(req.input_shapes)
+    if req.input_args is None or not req.input_args.names:
+        return shapes, {}
+    from edgekd.quantize.calibration import model_inputs
+
+    res = req.input_args.resolve(model_inputs(req.model), f"MODEL {Path(req.model).name}")
+    return {**shapes, **res.shapes}, res.values
 
 
 def _check(req: OptimizeRequest) -> None:
