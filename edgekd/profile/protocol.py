@@ -370,15 +370,19 @@ class InterleavedRun:
             out.append(ProfileReport(data, samples))
         return out
 
-    def _energy(self, st: _State) -> tuple[dict[str, Any] | None, str | None]:
-        """The report's ``energy`` for one target and, when it is None, the reason (``energy_unavailable``)."""
-        log = self._power.log if self._power is not None else self._power_log
-        return _energy_of(log, st)
-
-    def close(self) -> None:
+    def _stop_power(self) -> Any:
+        """Stop the power sampler (the timed sessions are over once reports are asked for); its log."""
         if self._power is not None:
             self._power_log = self._power.stop()
             self._power = None
+        return self._power_log
+
+    def _energy(self, st: _State) -> tuple[dict[str, Any] | None, str | None]:
+        """The report's ``energy`` for one target and, when it is None, the reason (``energy_unavailable``)."""
+        return _energy_of(self._stop_power(), st)
+
+    def close(self) -> None:
+        self._stop_power()
         if self._sampler is not None:
             self._last_log = self._sampler.log
             self._sampler.__exit__(None, None, None)

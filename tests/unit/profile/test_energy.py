@@ -211,3 +211,19 @@ def test_device_files_validate_power_rail() -> None:
     assert load_device("jetson-orin-nano").power_rail is None  # VDD_IN, the default
     with pytest.raises(ConfigError, match="power_rail"):
         load_device("jetson-orin-nano", ["power_rail=vdd in"])
+
+
+def test_reports_asked_inside_the_run_stop_the_sampler_and_keep_the_figure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate asks for reports before leaving the run: the sampler stops there (the timed sessions are over),
+    so the last window is bracketed by a sample and the figure stands."""
+    from edgekd.profile.protocol import InterleavedRun
+
+    _fake_tegrastats(tmp_path, NANO_JP4)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with InterleavedRun([_target()], CFG, progress=False) as run:
+        run.run_rounds(CFG.sessions)
+        [rep] = run.reports()
+        assert run._power is None  # stopped, nothing left running
+    e = rep.data["energy"]
+    assert e is not None and e["rail"] == "POM_5V_IN" and e["mean_power_mw"] == pytest.approx(3000.0)
