@@ -65,8 +65,13 @@ def rail_power_mw(rails: dict[str, tuple[int, int]], rail: str) -> float | None:
 
 
 def _check_samples(samples: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray([s[0] for s in samples], dtype=np.float64)
-    v = np.asarray([s[1] for s in samples], dtype=np.float64)
+    """Times and values as arrays; samples read in one burst can share a time stamp: the last one is kept."""
+    pairs = list(samples)  # a snapshot: the sampler's thread may still append
+    t = np.asarray([s[0] for s in pairs], dtype=np.float64)
+    v = np.asarray([s[1] for s in pairs], dtype=np.float64)
+    if t.size and np.all(np.diff(t) >= 0):
+        keep = np.append(np.diff(t) > 0, True)
+        t, v = t[keep], v[keep]
     if t.size < 2 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(v)):
         raise ValueError("need >= 2 finite samples with increasing times")
     return t, v
@@ -189,7 +194,7 @@ class PowerSampler:
         self.log.source = "tegrastats"
         self._thread = threading.Thread(target=self._read_tegrastats, daemon=True, name="edgekd-power")
         self._thread.start()
-        self._seen.wait(timeout=max(2.0, 5 * ms / 1000))  # the first line brackets the first window
+        self._seen.wait(timeout=max(5.0, 5 * ms / 1000))  # the first line brackets the first window
 
     def _read_tegrastats(self) -> None:
         if self._proc is None or self._proc.stdout is None:

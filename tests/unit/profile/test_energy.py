@@ -71,6 +71,11 @@ def test_power_integration_is_exact_for_piecewise_linear_power() -> None:
         energy_from_power_mj(ramp, [(0.5, 1.5)])  # no extrapolation past the last sample
     with pytest.raises(ValueError, match="increasing"):
         energy_from_power_mj([(0.0, 1.0)], [(0.0, 0.0)])
+    with pytest.raises(ValueError, match="increasing"):
+        energy_from_power_mj([(1.0, 1.0), (0.0, 1.0)], [(0.0, 0.0)])
+    # two lines read in one burst share a time stamp: the later value stands
+    assert energy_from_power_mj([(0.0, 0.0), (1.0, 7.0), (1.0, 1000.0), (2.0, 1000.0)],
+                                [(0.0, 2.0)]) == pytest.approx(500.0 + 1000.0)
 
 
 def test_counter_integration_and_a_counter_that_went_backwards() -> None:
@@ -226,4 +231,5 @@ def test_reports_asked_inside_the_run_stop_the_sampler_and_keep_the_figure(
         [rep] = run.reports()
         assert run._power is None  # stopped, nothing left running
     e = rep.data["energy"]
-    assert e is not None and e["rail"] == "POM_5V_IN" and e["mean_power_mw"] == pytest.approx(3000.0)
+    assert e is not None, rep.data["energy_unavailable"]
+    assert e["rail"] == "POM_5V_IN" and e["mean_power_mw"] == pytest.approx(3000.0)
