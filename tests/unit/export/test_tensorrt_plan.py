@@ -287,3 +287,24 @@ def test_uint8_qdq_is_refused_and_symmetric_int8_qat_qdq_is_planned(tmp_path: Pa
     assert y.shape == (2, 2) and np.isfinite(y).all()
     with pytest.raises(ConfigError, match="activation='fp8'"):
         prepare_qat(nn.Linear(2, 2), activation="fp8")
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed: the missing-dependency path cannot be exercised")
+def test_an_int8_plan_passes_every_check_before_tensorrt_and_a_swapped_model_does_not(
+        tmp_path: Path, onnx_model: Path) -> None:
+    """build-engine re-checks the Q/DQ model on the target: the plan edgekd wrote gets as far as importing
+    TensorRT; an asymmetric model swapped in (its SHA-256 updated too) is refused naming the node."""
+    from edgekd.export.tensorrt import build_engine
+    from edgekd.quantize.ort_static import quantize_onnx_static
+
+    calib = [SPEC.dummy_inputs({"batch": 1}, seed=s) for s in range(3)]
+    plan = write_build_plan(onnx_model, tmp_path / "p", precision="int8", calib=calib)
+    with pytest.raises(DependencyMissingError, match=r"edgekd\[tensorrt\]"):
+        build_engine(plan)
+    quantize_onnx_static(onnx_model, tmp_path / "p" / "m.qdq.onnx", calib)  # ORT's default: uint8 activations
+    data = json.loads(plan.read_text())
+    data["onnx_sha256"] = sha256_file(tmp_path / "p" / "m.qdq.onnx")
+    plan.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="not symmetric INT8 Q/DQ") as info:
+        build_engine(plan)
+    assert "QuantizeLinear 'image_QuantizeLinear'" in str(info.value)
