@@ -106,6 +106,19 @@ def test_external_onnx_to_onnx_and_openvino(tmp_path: Path) -> None:
         assert main(["export", str(src), "--format", "openvino", "--out", str(tmp_path / "ext.xml")]) == 0
 
 
+def test_run_folder_to_an_explicit_int8_tensorrt_plan(run_dir: Path, tmp_path: Path) -> None:
+    """A run's INT8 plan: its FP32 student quantized to symmetric INT8 Q/DQ on the task's training inputs, with the
+    task's INT8 parity comparison (measured, not judged)."""
+    from edgekd.tasks.run_student import load_run_student
+
+    assert main(["export", str(run_dir), "--format", "tensorrt", "--precision", "int8", "--calib-count", "4",
+                 "--out", str(tmp_path)]) == 0
+    plan = BuildPlan.read(tmp_path / "student.plan.json")
+    task = load_run_student(run_dir).task
+    assert plan.onnx == "student.qdq.onnx" and plan.quantized_by and plan.quantized_by["calib_batches"] == 4
+    assert plan.parity["compare"] == task.parity_compare and plan.parity["judged"] is False
+
+
 def test_external_onnx_to_tensorrt_needs_a_profile_for_dynamic_hw(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     src = constant_weight_model(tmp_path / "ext.onnx")
