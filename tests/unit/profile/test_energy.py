@@ -233,3 +233,26 @@ def test_reports_asked_inside_the_run_stop_the_sampler_and_keep_the_figure(
     e = rep.data["energy"]
     assert e is not None, rep.data["energy_unavailable"]
     assert e["rail"] == "POM_5V_IN" and e["mean_power_mw"] == pytest.approx(3000.0)
+
+
+def test_edgekd_profile_on_a_jetson_prints_and_writes_the_energy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`edgekd profile --device jetson-orin-nano` as a user runs it, with a recorded Orin Nano line on tegrastats."""
+    import json
+
+    from support.profile_helpers import make_cnn
+
+    from edgekd.cli import main
+
+    _fake_tegrastats(tmp_path, ORIN_NANO)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    m = make_cnn(tmp_path / "m.onnx")
+    out = tmp_path / "p.json"
+    assert main(["profile", str(m), "--device", "jetson-orin-nano", "--runtime", "onnxruntime", "--input",
+                 "x=1x3x16x16", "--threads", "1", "--sessions", "3", "--iterations", "20", "--min-duration-s", "0.6",
+                 "--markdown", "--out", str(out)]) in (0, 3)
+    printed = capsys.readouterr().out
+    e = json.loads(out.read_text())["energy"]
+    assert e["rail"] == "VDD_IN" and e["mean_power_mw"] == pytest.approx(5022.0)
+    assert "mJ/inference (mean 5022 mW on VDD_IN, tegrastats)" in printed
+    assert "mJ/inference" in out.with_suffix(".md").read_text()
