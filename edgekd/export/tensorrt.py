@@ -369,7 +369,7 @@ def _checked_onnx(plan_file: Path, plan: BuildPlan) -> Path:
 
 
 def _parse(trt: Any, builder: Any, logger: Any, onnx_path: Path) -> Any:
-    """The network TensorRT's ONNX parser makes of ``onnx_path``; every parser error in one ExportError."""
+    """(network, parser) TensorRT's ONNX parser makes of ``onnx_path``; every parser error in one ExportError."""
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode, no flag needed
     parser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
