@@ -11,7 +11,8 @@ WORKDIR /src
 RUN pip install onnxruntime-gpu==1.20.1
 COPY pyproject.toml README.md ./
 COPY edgekd ./edgekd
-RUN pip install ".[tensorrt]"
+# nvml: NVML (nvidia-ml-py) for the GPU energy per inference, clocks and throttle reasons
+RUN pip install ".[tensorrt,nvml]"
 
 FROM nvcr.io/nvidia/tensorrt:24.12-py3
 COPY --from=build /opt/edgekd /opt/edgekd

@@ -36,8 +36,9 @@ def register(app: typer.Typer) -> None:
                                                       "[default: fp16]")] = None,
         max_batch: Annotated[int, typer.Option("--max-batch", help="TensorRT profile max for a dynamic batch")] = 8,
         workspace_mb: Annotated[int, typer.Option("--workspace-mb", help="TensorRT builder workspace")] = 1024,
-        calib: Annotated[Path | None, typer.Option("--calib", help="TensorRT INT8 (ONNX source): folder of "
-                                                   ".npy/.npz inputs at the profile's opt shape")] = None,
+        calib: Annotated[Path | None, typer.Option("--calib", help="TensorRT INT8 from an FP32 ONNX: folder of "
+                                                   ".npy/.npz inputs; edgekd quantizes the model to symmetric "
+                                                   "INT8 Q/DQ on them (a Q/DQ model needs none)")] = None,
         calib_count: Annotated[int, typer.Option("--calib-count", help="at most this many calibration "
                                                  "batches")] = 32,
         atol: Annotated[float | None, typer.Option("--atol", help="parity tolerance (default: the recipe's, or "

@@ -197,6 +197,12 @@ def _summary(console: object, rep: object, where: str) -> None:
     print_(line, highlight=False, markup=False)
     if res.get("noisy"):
         print_(f"noisy: session medians vary by {res['session_cv']:.1%}", highlight=False, markup=False)
+    energy, why = rep.data.get("energy"), rep.data.get("energy_unavailable")  # type: ignore[attr-defined]
+    if energy:
+        print_(f"energy {energy['mj_per_inference']:.4g} mJ/inference (mean {energy['mean_power_mw']:.0f} mW on "
+               f"{energy['rail']}, {energy['source']})", highlight=False, markup=False)
+    elif why and not str(why).startswith("no power source"):  # a source was there and could not give a figure
+        print_(f"energy not measured: {why}", highlight=False, markup=False)
     cont = (rep.data.get("sensors") or {}).get("cpu_contention") or {}  # type: ignore[attr-defined]
     if res.get("contended") and cont:
         print_(f"contended: {cont['runnable_threads_mean']:.1f} runnable threads on average for {cont['cpus']} "

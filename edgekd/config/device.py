@@ -63,6 +63,10 @@ class DeviceConfig(Strict):
     runtimes: list[RuntimeSupport]
     budgets: dict[str, Budget] = Field(default_factory=dict, description="keyed by recipe name")
     characteristics: Characteristics = Field(default_factory=Characteristics)
+    power_rail: str | None = Field(
+        None, pattern=r"^[A-Z][A-Z0-9_]*(\+[A-Z][A-Z0-9_]*)*$",
+        description="tegrastats rail whose power is integrated for energy per inference, or rails summed as "
+                    "A+B+C; null: the board's input rail (VDD_IN, POM_5V_IN). Jetsons only")
 
     def supports(self, runtime: str, precision: str) -> bool:
         return any(r.name == runtime and precision in r.precisions for r in self.runtimes)

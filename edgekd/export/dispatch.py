@@ -111,9 +111,6 @@ def export_onnx_file(src: Path, fmt: str, out: Path, *, input_shapes: dict[str, 
         from edgekd.quantize.calibration import model_inputs, npy_feeds
 
         calib_batches = list(npy_feeds(Path(calib), model_inputs(dst), limit=calib_count))
-    elif precision == "int8":
-        raise ConfigError("--precision int8 for TensorRT needs --calib DIR (a folder of .npy/.npz inputs at the "
-                          "profile's opt shape)", hint="or build fp16 (--precision fp16)")
     from edgekd.export.tensorrt import profile_shapes
     from edgekd.quantize.calibration import model_inputs
 

@@ -3,14 +3,17 @@
 Engines are tied to the GPU and the TensorRT version that built them, so ``edgekd export --format
 tensorrt`` on a machine without a GPU writes the ONNX model plus a build plan (``<name>.plan.json``):
 precision, one optimisation profile (min/opt/max shape of every input with dynamic dims),
-workspace, the paths of the INT8 calibration cache / data and of the timing cache, the ONNX's
-SHA-256, and a small set of parity inputs. ``edgekd build-engine PLAN.json`` on the Jetson/GPU host
-(:func:`build_engine`) builds the engine with the TensorRT 10 builder API and checks its outputs
-against ONNX Runtime running the same ONNX on the same inputs.
+workspace, the timing cache, the ONNX's SHA-256, a small set of parity inputs and the parity policy.
+``edgekd build-engine PLAN.json`` on the Jetson/GPU host (:func:`build_engine`) builds the engine with
+the TensorRT 10 builder API (``trt.Builder``, ``create_network(0)``: explicit batch is TensorRT 10's only
+mode, ``trt.OnnxParser``, ``build_serialized_network``) and checks its outputs against ONNX Runtime
+running the same ONNX on the same inputs.
 
-INT8 without Q/DQ nodes in the graph uses implicit quantization with ``IInt8EntropyCalibrator2``
-(entropy calibration; the calibration cache is read when present and written after calibration, so
-a rebuild does not recalibrate). A graph with Q/DQ nodes (explicit quantization) needs no calibrator.
+INT8 is explicit quantization only: the plan's ONNX carries symmetric signed INT8 Q/DQ nodes, either
+the QAT export's or the one :func:`edgekd.export.trt_qdq.write_explicit_int8` makes from the FP32 model
+with edgekd's PTQ, and :func:`edgekd.export.trt_qdq.check_explicit_int8` vouches for it. TensorRT then
+needs no calibrator; implicit calibration (``IInt8EntropyCalibrator2``) is deprecated since TensorRT
+10.1 and edgekd no longer uses it.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import numpy as np
 from edgekd.errors import ConfigError, ExportError
 from edgekd.fileio import atomic_open, atomic_path, sha256_file, write_json
 
-PLAN_SCHEMA = "edgekd.trt-plan/1"
+PLAN_SCHEMA = "edgekd.trt-plan/2"
+_OLD_SCHEMAS = {"edgekd.trt-plan/1": "INT8 by implicit calibration (IInt8EntropyCalibrator2, deprecated since "
+                                     "TensorRT 10.1)"}
 PRECISIONS = ("fp32", "fp16", "int8")
-_QDQ = {"QuantizeLinear", "DequantizeLinear"}
 # ONNX Runtime's dynamic-INT8 and integer ops (quantize.mode=dynamic, `edgekd quantize --precision int8-dynamic`,
 # QOperator models): TensorRT's ONNX parser has no kernels for them
 _ORT_INTEGER_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
@@ -46,9 +50,8 @@ class BuildPlan:
     profiles: list[dict[str, dict[str, list[int]]]]  # [{input: {"min": [...], "opt": [...], "max": [...]}}]
     workspace_mb: int = 1024
     timing_cache: str = "timing.cache"
-    calibration_cache: str | None = None
-    calibration_data: str | None = None  # .npz of calibration batches (INT8, implicit quantization)
-    explicit_quantization: bool = False  # the ONNX carries Q/DQ nodes
+    explicit_quantization: bool = False  # the ONNX carries symmetric INT8 Q/DQ nodes (checked when written)
+    quantized_by: dict[str, Any] | None = None  # edgekd's PTQ settings when edgekd wrote the Q/DQ model
     parity_feeds: str | None = None  # .npz of inputs for the on-target parity check
     parity: dict[str, Any] = field(default_factory=lambda: {"atol": 1e-3, "rtol": 1e-3, "compare": "allclose"})
     schema: str = PLAN_SCHEMA
@@ -66,6 +69,10 @@ class BuildPlan:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not a JSON build plan ({exc})") from None
+        if isinstance(data, dict) and data.get("schema") in _OLD_SCHEMAS:
+            raise ConfigError(f"{p}: a build plan of {data['schema']!r}, from an older edgekd "
+                              f"({_OLD_SCHEMAS[data['schema']]})",
+                              hint="re-create it with `edgekd export MODEL --format tensorrt --out DIR`")
         if not isinstance(data, dict) or data.get("schema") != PLAN_SCHEMA:
             raise ConfigError(f"{p}: not an edgekd TensorRT build plan (schema {PLAN_SCHEMA!r} expected)")
         known = set(cls.__dataclass_fields__)
@@ -90,8 +97,8 @@ class BuildPlan:
 
 
 # The plan's file names: each must name a file in the plan's own folder (a plan comes from another machine).
-_FILE_FIELDS = ("onnx", "engine", "timing_cache", "calibration_cache", "calibration_data", "parity_feeds")
-_OPTIONAL_FILE_FIELDS = ("calibration_cache", "calibration_data", "parity_feeds")
+_FILE_FIELDS = ("onnx", "engine", "timing_cache", "parity_feeds")
+_OPTIONAL_FILE_FIELDS = ("parity_feeds",)
 
 
 def _check_contained(plan_path: Path, field_name: str, value: Any, *, optional: bool) -> None:
@@ -163,45 +170,8 @@ def profile_shapes(inputs: Sequence[Any], *, shapes: Mapping[str, Sequence[int]]
     return out
 
 
-def asymmetric_qdq_nodes(proto: Any) -> list[str]:
-    """Names of the Q/DQ nodes of ``proto`` that TensorRT rejects: an unsigned (uint8; also the ONNX
-    default when the zero point is omitted) or non-zero zero point. TensorRT's explicit quantization is
-    symmetric signed INT8 only (its ONNX parser asserts "zeroPt must be all zeros")."""
-    from onnx import numpy_helper
-
-    values = {i.name: i for i in proto.graph.initializer}
-    for n in proto.graph.node:
-        if n.op_type == "Constant" and n.attribute:
-            values[n.output[0]] = n.attribute[0].t
-    bad = []
-    for n in proto.graph.node:
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        if len(n.input) < 3 or not n.input[2]:
-            bad.append(n.name or n.output[0])
-            continue
-        zp_t = values.get(n.input[2])
-        if zp_t is None:
-            continue  # computed at run time: nothing to judge statically
-        zp = numpy_helper.to_array(zp_t)
-        if zp.dtype == np.uint8 or np.any(zp != 0):
-            bad.append(n.name or n.output[0])
-    return bad
-
-
-def write_build_plan(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, precision: str = "fp16",
-                     shapes: Mapping[str, Sequence[int]] | None = None,
-                     ranges: Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]] | None = None,
-                     max_batch: int = 8, workspace_mb: int = 1024,
-                     calib: Iterable[Mapping[str, np.ndarray]] | None = None,
-                     parity_feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
-                     atol: float = 1e-3, rtol: float = 1e-3) -> Path:
-    """Copy the ONNX into ``out_dir`` and write ``<stem>.plan.json`` (plus calibration/parity .npz). Returns the plan."""
-    import shutil
-
-    from edgekd.quantize.calibration import model_inputs
-
-    src = Path(onnx_path)
+def _settings_problems(src: Path, precision: str, workspace_mb: int, max_batch: int) -> list[str]:
+    """Every problem with the asked settings and with the ONNX itself, found before anything is written."""
     problems = []
     if precision not in PRECISIONS:
         problems.append(f"--precision {precision!r}: allowed {list(PRECISIONS)}")
@@ -209,78 +179,119 @@ def write_build_plan(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLi
         problems.append(f"--workspace-mb {workspace_mb}: must be >= 16")
     if max_batch < 1:
         problems.append(f"--max-batch {max_batch}: must be >= 1")
-    if src.is_file():
-        import onnx
+    if not src.is_file():
+        return problems
+    import onnx
 
-        proto = onnx.load(str(src), load_external_data=False)
-        found = sorted({n.op_type for n in proto.graph.node} & _ORT_INTEGER_OPS)
-        if found:
+    from edgekd.export.trt_qdq import check_explicit_int8, has_qdq, refusal_lines
+
+    proto = onnx.load(str(src), load_external_data=False)
+    found = sorted({n.op_type for n in proto.graph.node} & _ORT_INTEGER_OPS)
+    if found:
+        problems.append(
+            f"{src.name} holds ONNX Runtime integer ops ({', '.join(found)}) that TensorRT cannot parse: export "
+            "the FP32 model (student.onnx) with --precision int8 (edgekd writes its symmetric INT8 Q/DQ model) "
+            "or fp16")
+    elif has_qdq(proto):
+        bad = check_explicit_int8(proto)
+        if bad:
             problems.append(
-                f"{src.name} holds ONNX Runtime integer ops ({', '.join(found)}) that TensorRT cannot parse: export "
-                "the FP32 model (student.onnx) with --precision int8 (TensorRT calibrates it) or fp16")
-        asym = asymmetric_qdq_nodes(proto)
-        if asym:
-            problems.append(
-                f"{src.name} has {len(asym)} QuantizeLinear/DequantizeLinear node(s) with an unsigned or non-zero "
-                f"zero point (e.g. {asym[0]}): TensorRT parses only symmetric signed INT8 Q/DQ (zero point 0). "
-                "Give TensorRT the FP32 model (student.onnx) with --precision int8 (it calibrates), or a model "
-                "quantized with signed symmetric activations (distill.qat.activation=int8)")
-    if problems:
-        raise ConfigError("invalid TensorRT build settings", problems)
-    out = Path(out_dir)
+                f"{src.name} has {len(bad)} Q/DQ problem(s) TensorRT's explicit INT8 refuses (symmetric signed int8 "
+                "only, zero point 0):\n      " + "\n      ".join(refusal_lines(bad)) + "\n    fix: give TensorRT the "
+                "FP32 model (student.onnx) with --precision int8 (edgekd quantizes it symmetrically), or a QAT model "
+                "trained with signed symmetric activations (distill.qat.activation=int8)")
+        elif precision != "int8" and precision in PRECISIONS:
+            problems.append(f"{src.name} holds Q/DQ nodes, which TensorRT builds as explicit INT8, and --precision "
+                            f"is {precision}: give --precision int8, or the FP32 model for {precision}")
+    return problems
+
+
+def _plan_onnx(src: Path, out: Path, precision: str, calib: Iterable[Mapping[str, np.ndarray]] | None,
+               method: str) -> tuple[Path, dict[str, Any] | None]:
+    """The ONNX the plan builds, in ``out``: the model itself, or for INT8 from an FP32 model the symmetric INT8
+    Q/DQ model edgekd writes from it (returned with the quantizer's settings)."""
+    import shutil
+
+    import onnx
+
+    from edgekd.export.trt_qdq import has_qdq, write_explicit_int8
+
+    explicit = has_qdq(onnx.load(str(src), load_external_data=False))
+    if precision == "int8" and not explicit:
+        feeds = [dict(f) for f in calib] if calib is not None else []
+        if not feeds:
+            raise ConfigError(f"--precision int8 for TensorRT from the FP32 model {src.name} needs calibration "
+                              "inputs: edgekd quantizes it to symmetric INT8 Q/DQ (TensorRT 10 builds INT8 from "
+                              "Q/DQ; implicit calibration is deprecated)",
+                              hint="give --calib DIR (.npy/.npz inputs), or build fp16 (--precision fp16)")
+        out.mkdir(parents=True, exist_ok=True)
+        dst = out / f"{src.stem}.qdq.onnx"
+        return dst, write_explicit_int8(src, dst, feeds, method=method)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = model_inputs(src)
-    profile = profile_shapes(inputs, shapes=shapes, ranges=ranges, max_batch=max_batch)
-    stem = src.stem
-    onnx_dst = out / src.name
-    if onnx_dst.resolve() != src.resolve():
-        with atomic_path(onnx_dst) as tmp:
+    dst = out / src.name
+    if dst.resolve() != src.resolve():
+        with atomic_path(dst) as tmp:
             shutil.copyfile(src, tmp)
         data = src.with_name(src.name + ".data")
         if data.is_file():
             with atomic_path(out / data.name) as tmp:
                 shutil.copyfile(data, tmp)
-    import onnx
+    return dst, None
 
-    ops = {n.op_type for n in onnx.load(str(onnx_dst), load_external_data=False).graph.node}
-    explicit = bool(ops & _QDQ)
-    calib_name = None
-    calib_cache = None
-    if precision == "int8" and not explicit:
-        calib_cache = f"{stem}.calib.cache"
-        if calib is not None:
-            batches = [dict(f) for f in calib]
-            if not batches:
-                raise ConfigError("INT8 calibration data is empty", hint="give calibration inputs (--calib DIR)")
-            # TensorRT calibrates at the calibration profile's opt shape: the batches must have it
-            for i, b in enumerate(batches):
-                for name, a in b.items():
-                    if name in profile and list(a.shape) != profile[name]["opt"]:
-                        raise ConfigError(
-                            f"calibration batch {i}: input {name!r} has shape {list(a.shape)}, the profile's opt "
-                            f"shape is {profile[name]['opt']}",
-                            hint=f"give --profile {name}=MIN:{'x'.join(map(str, a.shape))}:MAX so that opt matches "
-                                 "the calibration batches, or batch the calibration data to the opt shape")
-            calib_name = f"{stem}.calib.npz"
-            _save_npz(out / calib_name, batches)
+
+def parity_policy(precision: str, *, atol: float, rtol: float, compare: str = "allclose",
+                  min_agreement: float = 0.99) -> dict[str, Any]:
+    """How ``build-engine`` judges the engine against ONNX Runtime on the same ONNX.
+
+    FP32: allclose at (atol, rtol), judged. FP16: allclose at no less than 1e-2, judged. INT8: the policy
+    of edgekd's other INT8 artifacts (``edgekd.pipeline.produce``): the task's comparison (``argmax`` with
+    its ``min_agreement`` for class scores, else ``allclose`` at the recipe's tolerances), measured and
+    reported but not judged, because TensorRT's INT8 kernels round differently from ONNX Runtime's and an
+    INT8 model is judged by its metric.
+    """
+    if precision == "int8":
+        return {"atol": atol, "rtol": rtol, "compare": compare, "min_agreement": min_agreement, "judged": False}
+    if precision == "fp16":
+        atol, rtol = max(atol, 1e-2), max(rtol, 1e-2)
+    return {"atol": atol, "rtol": rtol, "compare": "allclose", "min_agreement": min_agreement, "judged": True}
+
+
+def write_build_plan(onnx_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, precision: str = "fp16",
+                     shapes: Mapping[str, Sequence[int]] | None = None,
+                     ranges: Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]] | None = None,
+                     max_batch: int = 8, workspace_mb: int = 1024,
+                     calib: Iterable[Mapping[str, np.ndarray]] | None = None, method: str = "minmax",
+                     parity_feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
+                     atol: float = 1e-3, rtol: float = 1e-3, compare: str = "allclose",
+                     min_agreement: float = 0.99) -> Path:
+    """Write the ONNX TensorRT builds into ``out_dir`` and ``<stem>.plan.json`` beside it; returns the plan's path.
+
+    ``calib``: calibration inputs for INT8 from an FP32 model (edgekd's symmetric PTQ, ``method``); a model
+    that already holds Q/DQ nodes is checked instead (:func:`edgekd.export.trt_qdq.check_explicit_int8`).
+    ``compare``/``min_agreement``: the task's INT8 comparison (:func:`parity_policy`).
+    """
+    from edgekd.quantize.calibration import model_inputs
+
+    src = Path(onnx_path)
+    problems = _settings_problems(src, precision, workspace_mb, max_batch)
+    if problems:
+        raise ConfigError("invalid TensorRT build settings", problems)
+    out = Path(out_dir)
+    profile = profile_shapes(model_inputs(src), shapes=shapes, ranges=ranges, max_batch=max_batch)
+    onnx_dst, quantized_by = _plan_onnx(src, out, precision, calib, method)
+    stem = src.stem
     parity_name = None
     if parity_feeds:
         parity_name = f"{stem}.parity.npz"
         _save_npz(out / parity_name, [dict(f) for f in parity_feeds])
-    tol = {"fp32": (atol, rtol), "fp16": (max(atol, 1e-2), max(rtol, 1e-2)), "int8": (atol, rtol)}[precision]
     plan = BuildPlan(
         onnx=onnx_dst.name, onnx_sha256=sha256_file(onnx_dst), engine=f"{stem}.{precision}.engine",
         precision=precision, profiles=[profile], workspace_mb=int(workspace_mb), timing_cache=f"{stem}.timing.cache",
-        calibration_cache=calib_cache, calibration_data=calib_name, explicit_quantization=explicit,
-        parity_feeds=parity_name,
-        # INT8 outputs are judged by agreement of the arg-max, not element-wise closeness
-        parity={"atol": tol[0], "rtol": tol[1], "compare": "argmax" if precision == "int8" else "allclose",
-                "min_agreement": 0.95},
-    )
+        explicit_quantization=precision == "int8", quantized_by=quantized_by, parity_feeds=parity_name,
+        parity=parity_policy(precision, atol=atol, rtol=rtol, compare=compare, min_agreement=min_agreement))
     path = out / f"{stem}.plan.json"
     write_json(path, plan.to_json())
     return path
-
 
 def _save_npz(path: Path, batches: Sequence[Mapping[str, np.ndarray]]) -> None:
     """Batches as ``<index>/<input>`` arrays (np.savez; read back with allow_pickle=False)."""
@@ -299,15 +310,93 @@ def load_npz_batches(path: str | os.PathLike[str]) -> list[dict[str, np.ndarray]
 
 
 @dataclass
+class BuilderSettings:
+    """What :func:`build_engine` asks of TensorRT's builder, derived from a plan without TensorRT installed.
+
+    ``flags`` are ``trt.BuilderFlag`` names. INT8 plans set INT8 (the ONNX's Q/DQ nodes fix which layers run
+    in INT8) and FP16, so that the layers outside Q/DQ pairs may run in FP16 rather than FP32 (TensorRT picks
+    the faster). ``calibrator`` is always None: with explicit quantization TensorRT 10 takes scales from the
+    Q/DQ nodes, and the implicit-calibration API is deprecated since 10.1.
+    """
+
+    flags: list[str]
+    workspace_bytes: int
+    profiles: list[dict[str, dict[str, list[int]]]]
+    calibrator: None = None
+
+
+def builder_settings(plan: BuildPlan) -> BuilderSettings:
+    """The builder flags, workspace and optimisation profiles of ``plan``; refuses an INT8 plan without Q/DQ."""
+    if plan.precision == "int8" and not plan.explicit_quantization:
+        raise ConfigError(f"INT8 plan for {plan.onnx!r} without explicit quantization: TensorRT 10 builds INT8 from "
+                          "symmetric Q/DQ nodes only", hint="re-create the plan with `edgekd export MODEL --format "
+                          "tensorrt --precision int8 --calib DIR`")
+    flags = {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[plan.precision]
+    return BuilderSettings(flags=flags, workspace_bytes=int(plan.workspace_mb) << 20, profiles=plan.profiles)
+
+
+@dataclass
 class EngineBuildResult:
     engine: Path
     precision: str
     seconds: float
     timing_cache: Path
-    calibration_cache: Path | None
     tensorrt_version: str
     device: str
     parity: dict[str, Any] | None
+
+
+def _checked_onnx(plan_file: Path, plan: BuildPlan) -> Path:
+    """The plan's ONNX beside it, unchanged since the plan was written (SHA-256), and, for INT8, still valid Q/DQ."""
+    import onnx
+
+    from edgekd.export.trt_qdq import check_explicit_int8, refusal_lines
+
+    onnx_path = plan_file.parent / plan.onnx
+    if not onnx_path.is_file():
+        raise ConfigError(f"{plan_file}: its ONNX {plan.onnx!r} is not beside it",
+                          hint="copy the whole export folder to the GPU host")
+    digest = sha256_file(onnx_path)
+    if digest != plan.onnx_sha256:
+        raise ConfigError(f"{onnx_path.name}: SHA-256 {digest[:12]}... differs from the plan's "
+                          f"{plan.onnx_sha256[:12]}...", hint="the ONNX changed after the plan was written: re-export")
+    if plan.explicit_quantization:
+        bad = check_explicit_int8(onnx.load(str(onnx_path), load_external_data=False))
+        if bad:
+            raise ConfigError(f"{onnx_path.name}: not symmetric INT8 Q/DQ", refusal_lines(bad),
+                              hint="re-create the plan with `edgekd export MODEL --format tensorrt --precision int8`")
+    return onnx_path
+
+
+def _parse(trt: Any, builder: Any, logger: Any, onnx_path: Path) -> Any:
+    """(network, parser) TensorRT's ONNX parser makes of ``onnx_path``; every parser error in one ExportError."""
+    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode, no flag needed
+    parser = trt.OnnxParser(network, logger)
+    if parser.parse_from_file(str(onnx_path)):
+        return network, parser  # the parser must outlive the network's use (it owns the weights)
+    errs = []
+    for i in range(parser.num_errors):
+        e = parser.get_error(i)
+        op = e.node_operator() if hasattr(e, "node_operator") else "?"
+        errs.append(f"node {e.node_name() if hasattr(e, 'node_name') else e.node()} ({op}): {e.desc()}")
+    raise ExportError(
+        f"{onnx_path.name}: TensorRT {trt.__version__}'s ONNX parser rejected the model:\n"
+        + "\n".join(f"  - {e}" for e in errs),
+        hint="an operator TensorRT does not support is named above: re-export with another opset, or replace it")
+
+
+def _configure(trt: Any, builder: Any, settings: BuilderSettings) -> Any:
+    """An IBuilderConfig with the settings' workspace, flags and profiles (no calibrator: explicit quantization)."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
+    for flag in settings.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    for prof_spec in settings.profiles:
+        profile = builder.create_optimization_profile()
+        for name, s in prof_spec.items():
+            profile.set_shape(name, tuple(s["min"]), tuple(s["opt"]), tuple(s["max"]))
+        config.add_optimization_profile(profile)
+    return config
 
 
 def build_engine(plan_path: str | os.PathLike[str], *, check: bool = True) -> EngineBuildResult:
@@ -316,15 +405,9 @@ def build_engine(plan_path: str | os.PathLike[str], *, check: bool = True) -> En
 
     plan_file = Path(plan_path)
     plan = BuildPlan.read(plan_file)
+    settings = builder_settings(plan)
+    onnx_path = _checked_onnx(plan_file, plan)
     root = plan_file.parent
-    onnx_path = root / plan.onnx
-    if not onnx_path.is_file():
-        raise ConfigError(f"{plan_file}: its ONNX {plan.onnx!r} is not beside it",
-                          hint="copy the whole export folder to the GPU host")
-    digest = sha256_file(onnx_path)
-    if digest != plan.onnx_sha256:
-        raise ConfigError(f"{onnx_path.name}: SHA-256 {digest[:12]}... differs from the plan's "
-                          f"{plan.onnx_sha256[:12]}...", hint="the ONNX changed after the plan was written: re-export")
     trt = import_tensorrt("building TensorRT engines")
     device = require_cuda()
     import torch
@@ -332,44 +415,11 @@ def build_engine(plan_path: str | os.PathLike[str], *, check: bool = True) -> En
     t0 = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errs = []
-        for i in range(parser.num_errors):
-            e = parser.get_error(i)
-            op = e.node_operator() if hasattr(e, "node_operator") else "?"
-            errs.append(f"node {e.node_name() if hasattr(e, 'node_name') else e.node()} ({op}): {e.desc()}")
-        raise ExportError(
-            f"{onnx_path.name}: TensorRT {trt.__version__}'s ONNX parser rejected the model:\n"
-            + "\n".join(f"  - {e}" for e in errs),
-            hint="an operator TensorRT does not support is named above: re-export with another opset, or replace it")
-
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(plan.workspace_mb) << 20)
-    if plan.precision in ("fp16", "int8"):
-        # INT8 builds also allow FP16 for the layers INT8 cannot take (TensorRT picks the fastest)
-        config.set_flag(trt.BuilderFlag.FP16)
-    for prof_spec in plan.profiles:
-        profile = builder.create_optimization_profile()
-        for name, s in prof_spec.items():
-            profile.set_shape(name, tuple(s["min"]), tuple(s["opt"]), tuple(s["max"]))
-        config.add_optimization_profile(profile)
-    calib_cache = None
-    if plan.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        if not plan.explicit_quantization:
-            calib_cache = root / (plan.calibration_cache or f"{Path(plan.onnx).stem}.calib.cache")
-            batches = load_npz_batches(root / plan.calibration_data) if plan.calibration_data else []
-            if not batches and not calib_cache.is_file():
-                raise ConfigError(f"{plan_file}: INT8 needs calibration data or a calibration cache, and has neither",
-                                  hint="re-export with --calib DIR, or copy the .calib.cache beside the plan")
-            config.int8_calibrator = _make_calibrator(trt, torch, batches, calib_cache, device)
-            config.set_calibration_profile(profile)
+    network, _parser = _parse(trt, builder, logger, onnx_path)
+    config = _configure(trt, builder, settings)
     timing_path = root / plan.timing_cache
     cache = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
-
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(f"{onnx_path.name}: TensorRT could not build an engine (see the TensorRT log above)",
@@ -380,16 +430,14 @@ def build_engine(plan_path: str | os.PathLike[str], *, check: bool = True) -> En
     with atomic_open(timing_path, "wb", encoding=None) as fh:
         fh.write(memoryview(config.get_timing_cache().serialize()))
     seconds = round(time.perf_counter() - t0, 2)
-
-    parity = None
-    if check:
-        parity = check_engine_parity(plan, root, engine_path)
-    return EngineBuildResult(engine_path, plan.precision, seconds, timing_path, calib_cache, str(trt.__version__),
+    parity = check_engine_parity(plan, root, engine_path) if check else None
+    return EngineBuildResult(engine_path, plan.precision, seconds, timing_path, str(trt.__version__),
                              torch.cuda.get_device_name(device), parity)
 
 
 def check_engine_parity(plan: BuildPlan, root: Path, engine_path: Path) -> dict[str, Any]:
-    """The engine vs ONNX Runtime (CPU) running the plan's ONNX on the plan's parity inputs."""
+    """The engine vs ONNX Runtime (CPU) running the plan's ONNX on the plan's parity inputs, under the plan's
+    :func:`parity_policy` (an INT8 engine's differences are measured, not judged)."""
     from edgekd.export.parity import check_parity
     from edgekd.runtime import SessionOptions, get_runtime
     from edgekd.runtime.predict import session_predict
@@ -405,41 +453,6 @@ def check_engine_parity(plan: BuildPlan, root: Path, engine_path: Path) -> dict[
     rep = check_parity(session_predict(ref), session_predict(cand), feeds,
                        output_names=[t.name for t in ref.outputs], atol=float(p.get("atol", 1e-3)),
                        rtol=float(p.get("rtol", 1e-3)), artifact=engine_path.name,
-                       compare=p.get("compare", "allclose"), min_agreement=float(p.get("min_agreement", 0.95)))
-    return asdict(rep)
-
-
-def _make_calibrator(trt: Any, torch: Any, batches: list[dict[str, np.ndarray]], cache: Path, device: Any) -> Any:
-    """An IInt8EntropyCalibrator2 over in-memory batches, with a read/write calibration cache."""
-
-    class _Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = batches
-            self.index = 0
-            self.device_bufs: dict[str, Any] = {}
-
-        def get_batch_size(self) -> int:
-            first = next(iter(self.batches[0].values())) if self.batches else None
-            return int(first.shape[0]) if first is not None and first.ndim else 1
-
-        def get_batch(self, names: list[str], *args: Any) -> list[int] | None:
-            if self.index >= len(self.batches):
-                return None
-            b = self.batches[self.index]
-            self.index += 1
-            ptrs = []
-            for n in names:
-                t = torch.from_numpy(np.ascontiguousarray(b[n])).to(device)
-                self.device_bufs[n] = t  # kept alive until the next batch
-                ptrs.append(int(t.data_ptr()))
-            return ptrs
-
-        def read_calibration_cache(self) -> bytes | None:
-            return cache.read_bytes() if cache.is_file() else None
-
-        def write_calibration_cache(self, data: Any) -> None:
-            with atomic_open(cache, "wb", encoding=None) as fh:
-                fh.write(bytes(data))
-
-    return _Calibrator()
+                       compare=p.get("compare", "allclose"), min_agreement=float(p.get("min_agreement", 0.99)),
+                       raise_on_failure=bool(p.get("judged", True)))
+    return {**asdict(rep), "judged": bool(p.get("judged", True))}

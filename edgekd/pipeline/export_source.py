@@ -110,5 +110,7 @@ def _export_run(run_dir: Path, fmt: str, out: Path, *, weights: str | None = Non
                 break
     plan = write_build_plan(onnx_out, out, precision=precision, shapes=input_shapes, ranges=profiles,
                             max_batch=max_batch, workspace_mb=workspace_mb, calib=calib_batches,
-                            parity_feeds=[spec.dummy_inputs({"batch": 1}, seed=7)], atol=atol, rtol=rtol)
+                            method=run.recipe.quantize.calibration.method,
+                            parity_feeds=[spec.dummy_inputs({"batch": 1}, seed=7)], atol=atol, rtol=rtol,
+                            compare=run.task.parity_compare, min_agreement=run.task.parity_min_agreement)
     return ExportSummary(fmt, "run", [onnx_out, plan], asdict(rep), _public(res), notes)

@@ -4,11 +4,11 @@
   against it (allclose at the recipe's parity tolerances, on test-split inputs).
 - ``litert``: ``litert/student.tflite`` and ``student.int8.tflite`` (LiteRT/XNNPACK, the Raspberry Pi's CPU
   runtime), converted from the torch student by litert-torch (the ``litert-export`` extra) and checked;
-- ``tensorrt``: ``tensorrt/student.onnx`` + ``student.plan.json`` (and the INT8 calibration batches):
-  engines are not portable, so the engine itself is built on the target by ``edgekd build-engine``,
-  which checks its parity there. Its precision is the device budget's when that budget runs on
-  TensorRT (a Jetson's INT8), else FP16. A QAT run (``distill.qat``, either mode) hands TensorRT its QDQ
-  model (explicit INT8).
+- ``tensorrt``: the ONNX TensorRT builds + ``student.plan.json``: engines are not portable, so the engine
+  itself is built on the target by ``edgekd build-engine``, which checks its parity there. Its precision
+  is the device budget's when that budget runs on TensorRT (a Jetson's INT8), else FP16. INT8 is explicit
+  quantization: a QAT run with int8 activations hands TensorRT its QDQ model; otherwise edgekd quantizes
+  ``student.onnx`` to symmetric INT8 Q/DQ (``tensorrt/student.qdq.onnx``) on the calibration inputs.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def export_extra_formats(student: Any, task: Task, recipe: RecipeBase, device: D
         if fmt == "openvino":
             done[fmt] = _openvino(student, spec if spec is not None else task.io_spec(), recipe, out_dir, feeds)
         elif fmt == "tensorrt":
-            done[fmt] = _tensorrt(recipe, device, out_dir, onnx_path, qdq, feeds, calib, tensorrt_note)
+            done[fmt] = _tensorrt(recipe, task, device, out_dir, onnx_path, qdq, feeds, calib, tensorrt_note)
         elif fmt == "litert":
             done[fmt] = _litert(student, spec if spec is not None else task.io_spec(), recipe, out_dir, feeds,
                                 calib)
@@ -99,10 +99,12 @@ def _openvino(student: Any, spec: Any, recipe: RecipeBase, out_dir: Path,
             "parity_passed": bool(getattr(rep, "passed", True))}
 
 
-def _tensorrt(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, onnx_path: Path | None, qdq: bool,
+def _tensorrt(recipe: RecipeBase, task: Task, device: DeviceConfig, out_dir: Path, onnx_path: Path | None,
+              qdq: bool,
               feeds: list[dict[str, np.ndarray]], calib: list[dict[str, np.ndarray]],
               tensorrt_note: str | None) -> dict[str, Any]:
-    """``tensorrt/student.onnx`` + its build plan; the engine is built on the target."""
+    """The ONNX TensorRT builds + its build plan; the engine is built on the target. An INT8 engine's parity
+    follows the task's INT8 policy (argmax agreement for class scores, else allclose; measured, not judged)."""
     from edgekd.export.tensorrt import write_build_plan
 
     if onnx_path is None:
@@ -110,13 +112,15 @@ def _tensorrt(recipe: RecipeBase, device: DeviceConfig, out_dir: Path, onnx_path
     par = recipe.export.parity
     precision = "int8" if qdq else tensorrt_precision(device, recipe.name)
     # one optimisation profile at the task's own input sizes: batch 1..8 (opt 1: edge latency) when the
-    # export has a dynamic batch; the calibration batches (batch 1) sit at the opt shape, as TensorRT needs
+    # export has a dynamic batch
     hi = 8 if recipe.export.dynamic_batch else 1
     ranges = {k: ([1, *v.shape[1:]], [1, *v.shape[1:]], [hi, *v.shape[1:]]) for k, v in calib[0].items()}
     plan = write_build_plan(onnx_path, out_dir / "tensorrt", precision=precision, ranges=ranges,
                             max_batch=hi, calib=calib if precision == "int8" and not qdq else None,
+                            method=recipe.quantize.calibration.method,
                             parity_feeds=[{k: v[:hi] for k, v in feeds[0].items()}],
-                            atol=max(par.atol, 1e-3), rtol=max(par.rtol, 1e-3))
+                            atol=max(par.atol, 1e-3), rtol=max(par.rtol, 1e-3), compare=task.parity_compare,
+                            min_agreement=task.parity_min_agreement)
     return {"files": [str(p.relative_to(out_dir)) for p in sorted(plan.parent.iterdir()) if p.is_file()],
             "precision": precision, **({"note": tensorrt_note} if tensorrt_note else {}),
             "next": f"on the target: edgekd build-engine {plan.relative_to(out_dir)}"}

@@ -138,15 +138,17 @@ def _extra_formats(ctx: RunContext, trained: TrainedModels) -> dict[str, dict[st
 def tensorrt_source(recipe: RecipeBase, onnx_path: Path, int8_path: Path) -> tuple[Path | None, str | None]:
     """Which ONNX model TensorRT gets, and a note when it is not the INT8 artifact. TensorRT parses only
     symmetric signed INT8 Q/DQ: a QAT model with int8 activations goes as it is (explicit INT8); one with
-    uint8 activations cannot, so TensorRT calibrates the FP32 student.onnx instead, or, when a QAT-from-scratch
+    uint8 activations cannot, so TensorRT gets the FP32 student.onnx (for INT8 edgekd quantizes it to symmetric
+    Q/DQ), or, when a QAT-from-scratch
     run has no FP32 export, gets nothing."""
     qat = recipe.distill.qat
     if qat is None:
-        return onnx_path, None  # PTQ runs: TensorRT calibrates the FP32 model itself (its own INT8 scheme)
+        return onnx_path, None  # PTQ runs: the FP32 model; for INT8 the plan step writes its symmetric Q/DQ model
     if qat.activation == "int8":
         return int8_path, None
     why = ("the QAT model's activations are uint8 (distill.qat.activation=uint8), and TensorRT parses only "
            "symmetric int8 Q/DQ; set distill.qat.activation=int8 to give TensorRT the QAT model")
     if qat.mode == "scratch":
         return None, f"skipped: {why}"
-    return onnx_path, f"TensorRT gets the FP32 student.onnx (INT8 precision: TensorRT calibrates it): {why}"
+    return onnx_path, (f"TensorRT gets the FP32 student.onnx (INT8 precision: edgekd quantizes it to symmetric "
+                       f"INT8 Q/DQ): {why}")

@@ -160,7 +160,7 @@ def check_gpu(fp: dict[str, Any], need_gpu: bool) -> list[Finding]:
         out.append(Finding("nvml", OK if g["source"] == "nvml" else WARN,
                            "pynvml works: clocks, power and throttle reasons are sampled" if g["source"] == "nvml"
                            else "nvidia-smi only: no clock/throttle sampling during runs",
-                           "" if g["source"] == "nvml" else "pip install nvidia-ml-py"))
+                           "" if g["source"] == "nvml" else "pip install 'edgekd[nvml]'"))
         return out
     if fp["jetson"].get("present"):
         return [Finding("nvml", ABSENT, "Jetson: no NVML; tegrastats is used instead")]

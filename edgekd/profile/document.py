@@ -5,7 +5,7 @@ keys; the keys other tools read are typed and required."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +80,20 @@ class ThroughputSection(_Open):
     best: dict[str, Any] | None = Field(description="batch, streams, items_per_s of the fastest point")
 
 
+class EnergyInfo(BaseModel):
+    """Energy per inference over the timed sessions (``edgekd.profile.energy``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["tegrastats", "nvml"]
+    rail: str = Field(description="tegrastats rail (or rails summed as A+B) or 'gpu' for NVML")
+    mean_power_mw: float = Field(ge=0, description="mean power of the rail during the timed sessions")
+    mj_per_inference: float = Field(ge=0, description="energy over the timed sessions / inferences timed, mJ")
+    samples: int = Field(ge=2, description="power or energy-counter samples inside the timed sessions")
+    window_s: float = Field(gt=0, description="seconds of timed sessions the energy covers")
+    method: str = Field(description="'energy counter' (NVML total energy) or 'integrated power samples'")
+
+
 class ProfileDocument(_Open):
     """``edgekd.profile/1``: one profiled artifact on one machine."""
 
@@ -95,5 +109,9 @@ class ProfileDocument(_Open):
     sensors: dict[str, Any] = Field(default_factory=dict)
     transfers: str | None = None
     throughput: ThroughputSection | None = Field(default=None, description="--mode throughput only")
+
+    energy: EnergyInfo | None = Field(default=None, description="null when no power source was available or "
+                                      "its samples could not support a figure; energy_unavailable says why")
+    energy_unavailable: str | None = None
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)

@@ -186,6 +186,7 @@ def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list
                               f"supported; it supports " + "; ".join(f"{r.name} ({', '.join(r.precisions)})"
                                                                       for r in dev.runtimes))
         threads = threads or dev.default_threads
+        cfg = dataclasses.replace(cfg, power_rail=dev.power_rail)
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads {threads}: must be >= 1")
     opts = SessionOptions(threads=threads, precision=req.precision,

@@ -49,6 +49,8 @@ class MeasureConfig:
     noisy_cv: float = 0.05  # session-median CV above which a run is flagged noisy
     sensor_interval_s: float = 0.5
     drift_threshold: float = 0.10  # relative clock range that invalidates a run
+    power_interval_s: float = 0.1  # tegrastats/NVML power sampling during the timed sessions (energy)
+    power_rail: str | None = None  # tegrastats rail to integrate; None: the board's input rail
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,6 +68,9 @@ class MeasureConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 problems.append(f"{name}={v!r}: must be an integer >= 1")
+        if not (isinstance(self.power_interval_s, (int, float)) and math.isfinite(self.power_interval_s)
+                and self.power_interval_s > 0):
+            problems.append(f"power_interval_s={self.power_interval_s!r}: must be a finite number > 0")
         if self.sensor_interval_s <= 0:
             problems.append(f"sensor_interval_s={self.sensor_interval_s!r}: must be > 0")
         if problems:
@@ -141,6 +146,7 @@ class _State:
     rss_after_load_mb: float | None
     timer: str
     sessions: list[np.ndarray] = field(default_factory=list)
+    windows: list[tuple[float, float]] = field(default_factory=list)  # monotonic s of each timed session
 
 
 def timer_overhead_ns(n: int = 20000) -> float:
@@ -199,6 +205,8 @@ class InterleavedRun:
         self.rounds = 0
         self._sampler: Any = None
         self._last_log: Any = None
+        self._power: Any = None  # PowerSampler, started at the first timed session
+        self._power_log: Any = None
         self._t_start = 0.0
 
     def __enter__(self) -> InterleavedRun:
@@ -267,7 +275,14 @@ class InterleavedRun:
 
     def _one(self, i: int) -> None:
         st = self.states[i]
+        if self._power is None and self._power_log is None:
+            from edgekd.profile.energy import PowerSampler
+
+            # energy is sampled over the timed sessions only (not loading or warm-up)
+            self._power = PowerSampler(self.cfg.power_interval_s, self.cfg.power_rail).start()
+        t0 = time.monotonic()
         st.sessions.append(_timed_session(st.session, st.target.feeds, st.iterations))
+        st.windows.append((t0, time.monotonic()))
         if self.progress:
             med = float(np.median(st.sessions[-1]))
             print(f"  [{st.target.name}] session {len(st.sessions)}: median {med:.4f} ms "
@@ -351,14 +366,35 @@ class InterleavedRun:
                 },
                 "sensors": sensor_summary,
             }
+            data["energy"], data["energy_unavailable"] = self._energy(st)
             out.append(ProfileReport(data, samples))
         return out
 
+    def _stop_power(self) -> Any:
+        """Stop the power sampler (the timed sessions are over once reports are asked for); its log."""
+        if self._power is not None:
+            self._power_log = self._power.stop()
+            self._power = None
+        return self._power_log
+
+    def _energy(self, st: _State) -> tuple[dict[str, Any] | None, str | None]:
+        """The report's ``energy`` for one target and, when it is None, the reason (``energy_unavailable``)."""
+        return _energy_of(self._stop_power(), st)
+
     def close(self) -> None:
+        self._stop_power()
         if self._sampler is not None:
             self._last_log = self._sampler.log
             self._sampler.__exit__(None, None, None)
             self._sampler = None
+
+
+def _energy_of(log: Any, st: _State) -> tuple[dict[str, Any] | None, str | None]:
+    from edgekd.profile.energy import target_energy
+
+    if log is None:
+        return None, "power was not sampled (no timed session ran)"
+    return target_energy(log, st.windows, sum(len(x) for x in st.sessions))
 
 
 def _jsonable(d: Any) -> Any:

@@ -7,7 +7,9 @@ Contract (later versions add keys; these stay)::
      "results": {"latency_ms": {"p50","p90","p95","p99","mean","std","min","max","p90_ucb99"},
                  "session_medians_ms": [...], "load_ms", "first_inference_ms", "peak_rss_mb", ...},
      "artifact": {"path", "sha256", "size_mb"}, "settings": {...}, "transfers": str,
-     "raw_samples": {"path", "sha256", "shape", "unit": "ms"}, "sensors": {...}}
+     "raw_samples": {"path", "sha256", "shape", "unit": "ms"}, "sensors": {...},
+     "energy": {"source", "rail", "mean_power_mw", "mj_per_inference", "samples", "window_s", "method"} | null,
+     "energy_unavailable": str | null}
 
 Raw samples (shape sessions x iterations, milliseconds, float64) are saved beside the report as
 ``<stem>.samples.npy``; their SHA-256 is in the report and checked on load.
@@ -240,6 +242,19 @@ def _check_values(d: dict[str, Any], where: str) -> None:
         if sha is not None and not (isinstance(sha, str) and _is_sha256(sha)):
             raise bad("artifact.sha256", f"{sha!r}, expected 64 hex digits")
     _check_raw(d.get("raw_samples"), bad)
+    _check_energy(d.get("energy"), bad)
+
+
+def _check_energy(energy: Any, bad: Any) -> None:
+    """``energy`` is null or carries finite, non-negative figures (a budget may read mJ/inference)."""
+    if energy is None:
+        return
+    if not isinstance(energy, dict):
+        raise bad("energy", f"a {type(energy).__name__}, expected an object or null")
+    for k in ("mean_power_mw", "mj_per_inference", "samples"):
+        why = _bad_number(energy.get(k))
+        if why:
+            raise bad(f"energy.{k}", why)
 
 
 def _is_sha256(s: str) -> bool:
@@ -314,6 +329,16 @@ def _fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
+def _energy_line(d: dict[str, Any]) -> str:
+    """The markdown's energy sentence: the figure with its source, or why there is none."""
+    e = d.get("energy")
+    if not e:
+        return f"Energy: not measured ({d.get('energy_unavailable') or 'no power source'})."
+    return (f"Energy: {_fmt(e['mj_per_inference'], 4)} mJ/inference (mean {_fmt(e['mean_power_mw'], 0)} mW on "
+            f"{e['rail']}, {e['source']}, {e['samples']} samples over {_fmt(e.get('window_s'), 2)} s of timed "
+            "sessions; the rail's whole power, idle included).")
+
+
 def render_markdown(rep: ProfileReport | dict[str, Any]) -> str:
     d = rep.to_json() if isinstance(rep, ProfileReport) else rep
     res, lat, rt, dev = d["results"], d["results"]["latency_ms"], d["runtime"], d["device"]
@@ -347,6 +372,7 @@ def render_markdown(rep: ProfileReport | dict[str, Any]) -> str:
               f"| device | {dev.get('cpu', {}).get('model')} ({dev.get('cpu', {}).get('logical_cores')} cores), "
               f"{dev.get('arch')}, kernel {dev.get('kernel')} |",
               f"| transfers | {d.get('transfers', 'n/a')} |", ""]
+    lines += [_energy_line(d), ""]
     sens = d.get("sensors") or {}
     if sens.get("absent"):
         lines += [f"Sensors absent on this machine: {', '.join(sens['absent'])}.", ""]

@@ -221,6 +221,8 @@ def quantize_onnx_static(
     calibration_cache: str | Path | None = None,
     preprocess: bool = True,
     op_types: Sequence[str] | None = None,
+    symmetric: bool = False,
+    quantize_bias: bool = True,
 ) -> QuantResult:
     """Quantize ``model`` to QDQ INT8 for ONNX Runtime, calibrated on ``calib`` feeds; write ``out`` atomically.
 
@@ -230,12 +232,21 @@ def quantize_onnx_static(
     accuracy-aware fallback quantizes many times from one calibration this way.
     ``op_types`` restricts which op types get QDQ (default: every type ONNX Runtime can quantize);
     ``COMPUTE_OPS`` (Conv/MatMul/Gemm only) avoids Q/DQ pairs around cheap elementwise ops.
+    ``symmetric`` (needs int8 activations and weights): every zero point is 0 and the scale is
+    ``max(|a|, |b|) / 127``, the only scheme TensorRT's explicit quantization parses;
+    ``quantize_bias=False`` keeps biases in FP32 (no int32 DequantizeLinear, which TensorRT does not take).
     """
     from onnxruntime.quantization import CalibrationMethod
 
     t0 = time.perf_counter()
     model, out = Path(model), Path(out)
     op_types = _check_request(model, out, method, activation, weight, percentile, num_bins, op_types)
+    if symmetric and (activation, weight) != ("int8", "int8"):
+        raise ConfigError(f"symmetric quantization needs int8 activations and weights, got activation={activation!r} "
+                          f"weight={weight!r}", hint="pass activation='int8', weight='int8'")
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True} if symmetric else {}
+    if not quantize_bias:
+        extra["QuantizeBias"] = False
     cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[method]
     with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as tmp_s:
@@ -247,7 +258,7 @@ def quantize_onnx_static(
                                       max_batches=max_batches)
         quantized = tmp / "quantized.onnx"
         _quantize_with_cache(model, prepared, quantized, cache, op_types, cal_method, per_channel=per_channel,
-                             activation=activation, weight=weight, exclude_nodes=exclude_nodes)
+                             activation=activation, weight=weight, exclude_nodes=exclude_nodes, extra_options=extra)
         q_nodes, fp32_compute = _quantized_nodes(quantized)
         with atomic_path(out) as dst:
             shutil.copyfile(quantized, dst)
@@ -256,6 +267,7 @@ def quantize_onnx_static(
         seconds=time.perf_counter() - t0, calib_batches=batches, nodes_quantized=q_nodes,
         nodes_excluded=list(exclude_nodes), compute_nodes_fp32=fp32_compute,
         settings={"format": "QDQ", "activation": activation, "weight": weight, "per_channel": per_channel,
+                  "symmetric": symmetric, "quantize_bias": quantize_bias,
                   "percentile": percentile if method == "percentile" else None,
                   "num_bins": num_bins if method != "minmax" else None},
         prepare_steps=steps,
@@ -359,8 +371,9 @@ def _calibrate_to_cache(prepared: Path, tmp: Path, cache: Path, calib: Iterable[
 
 def _quantize_with_cache(model: Path, prepared: Path, quantized: Path, cache: Path, op_types: list[str],
                          cal_method: Any, *, per_channel: bool, activation: str, weight: str,
-                         exclude_nodes: Sequence[str]) -> None:
-    """ONNX Runtime's QDQ quantizer over the cached ranges; its bare exceptions become a QuantizationError."""
+                         exclude_nodes: Sequence[str], extra_options: Mapping[str, bool] | None = None) -> None:
+    """ONNX Runtime's QDQ quantizer over the cached ranges; its bare exceptions become a QuantizationError.
+    ``extra_options``: ONNX Runtime's ActivationSymmetric / WeightSymmetric / QuantizeBias switches."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
@@ -370,7 +383,7 @@ def _quantize_with_cache(model: Path, prepared: Path, quantized: Path, cache: Pa
                 str(prepared), str(quantized), None, quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
                 per_channel=per_channel, reduce_range=False, activation_type=qtype[activation],
                 weight_type=qtype[weight], nodes_to_exclude=list(exclude_nodes), calibrate_method=cal_method,
-                calibration_cache_path=str(cache),
+                calibration_cache_path=str(cache), extra_options=dict(extra_options or {}),
             )
     except Exception as exc:  # ORT raises bare exceptions; name the model and what to try
         raise QuantizationError(

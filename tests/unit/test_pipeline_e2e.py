@@ -127,7 +127,8 @@ def test_max_metric_drop_runs_the_accuracy_aware_fallback_on_val(tmp_path: Path)
 
 def test_export_formats_write_openvino_ir_and_a_tensorrt_plan(tmp_path: Path) -> None:
     """export.formats beyond ONNX: an OpenVINO IR checked against torch, and a TensorRT build plan at the
-    precision the device's budget asks of TensorRT (a Jetson: INT8, so calibration batches ship with it)."""
+    precision the device's budget asks of TensorRT (a Jetson: INT8, so edgekd writes the symmetric INT8 Q/DQ
+    model TensorRT builds: explicit quantization, no calibrator)."""
     out = tmp_path / "fmt"
     code = main(["distill-and-export", "segmentation", "--preset", "smoke", "--device", "jetson-orin-nano",
                  "--out", str(out), "--no-progress", "--set", "teacher.cache=false",
@@ -138,10 +139,17 @@ def test_export_formats_write_openvino_ir_and_a_tensorrt_plan(tmp_path: Path) ->
     assert ex["openvino"]["files"] == ["openvino/student.xml", "openvino/student.bin"]
     assert ex["openvino"]["parity_passed"] is True
     assert ex["tensorrt"]["precision"] == "int8"
-    assert {"tensorrt/student.onnx", "tensorrt/student.plan.json", "tensorrt/student.calib.npz"} <= set(
-        ex["tensorrt"]["files"])
+    assert {"tensorrt/student.qdq.onnx", "tensorrt/student.plan.json"} <= set(ex["tensorrt"]["files"])
     plan = json.loads((out / "tensorrt" / "student.plan.json").read_text())
-    assert plan["precision"] == "int8" and plan["explicit_quantization"] is False
+    assert plan["precision"] == "int8" and plan["explicit_quantization"] is True
+    assert plan["onnx"] == "student.qdq.onnx" and plan["quantized_by"]["symmetric"] is True
+    # segmentation: the task's INT8 comparison (argmax agreement), measured, not judged
+    assert plan["parity"]["compare"] == "argmax" and plan["parity"]["judged"] is False
+    import onnx
+
+    from edgekd.export.trt_qdq import check_explicit_int8
+
+    assert check_explicit_int8(onnx.load(str(out / "tensorrt" / "student.qdq.onnx"))) == []
     assert plan["profiles"][0]["image"]["opt"][0] == 1 and plan["profiles"][0]["image"]["max"][0] == 8
     manifest = {a["path"]: a for a in json.loads((out / "manifest.json").read_text())["artifacts"]}
     from edgekd.fileio import sha256_file
@@ -218,10 +226,10 @@ def test_qat_requantize_export_is_ort_static_qdq_of_the_qat_weights(tmp_path: Pa
     report = json.loads((out / "report.json").read_text())
     assert math.isfinite(report["variants"]["onnx_int8"]["metric"])
     # ONNX Runtime's own QDQ layout (uint8 activations, every quantizable op), not the fake-quant graph
-    from edgekd.export.tensorrt import asymmetric_qdq_nodes
+    from edgekd.export.trt_qdq import check_explicit_int8
 
     m = onnx.load(str(out / "student.int8.onnx"))
-    assert asymmetric_qdq_nodes(m) and any(n.op_type == "QuantizeLinear" for n in m.graph.node)
+    assert check_explicit_int8(m) and any(n.op_type == "QuantizeLinear" for n in m.graph.node)
 
 
 @pytest.mark.slow

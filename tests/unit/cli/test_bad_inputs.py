@@ -48,7 +48,7 @@ def _cnn(path: Path, *, batch: object = "batch", h: object = 16) -> Path:
 
 
 def _plan(w: Path, name: str, **changes: object) -> None:
-    plan = {"schema": "edgekd.trt-plan/1", "onnx": "m.onnx", "onnx_sha256": "0" * 64, "engine": "m.engine",
+    plan = {"schema": "edgekd.trt-plan/2", "onnx": "m.onnx", "onnx_sha256": "0" * 64, "engine": "m.engine",
             "precision": "fp16", "profiles": [], "workspace_mb": 1024, "timing_cache": "timing.cache"}
     plan.update(changes)
     (w / "plans" / name).write_text(json.dumps(plan))
@@ -94,7 +94,7 @@ def _build_world(w: Path) -> None:
     for field in ("onnx", "engine", "timing_cache"):
         _plan(w, f"up_{field}.json", **{field: "../x.bin"})
         _plan(w, f"abs_{field}.json", **{field: "/etc/passwd"})
-    for field in ("calibration_cache", "calibration_data", "parity_feeds"):
+    for field in ("parity_feeds",):
         _plan(w, f"up_{field}.json", **{field: "../../x"})
         _plan(w, f"sub_{field}.json", **{field: "a/b"})
     _plan(w, "empty_onnx.json", onnx="")
@@ -108,7 +108,7 @@ def _build_world(w: Path) -> None:
     _plan(w, "noonnx.json")
     (w / "plans" / "notjson.json").write_text("{not json")
     (w / "plans" / "list.json").write_text("[1, 2]")
-    (w / "plans" / "partial.json").write_text(json.dumps({"schema": "edgekd.trt-plan/1", "onnx": "m.onnx"}))
+    (w / "plans" / "partial.json").write_text(json.dumps({"schema": "edgekd.trt-plan/2", "onnx": "m.onnx"}))
     # a finished run (what `edgekd export` reads): weights whose sha256 the manifest records
     run = w / "run"
     run.mkdir()
@@ -388,7 +388,6 @@ def _rows() -> Iterator[tuple[str, str, int, str]]:
     ]
     # TensorRT build plans from elsewhere
     for p in sorted(["up_onnx", "abs_onnx", "up_engine", "abs_engine", "up_timing_cache", "abs_timing_cache",
-                     "up_calibration_cache", "sub_calibration_cache", "up_calibration_data", "sub_calibration_data",
                      "up_parity_feeds", "sub_parity_feeds", "empty_onnx", "dotdot_engine", "int_onnx"]):
         yield f"build-engine-{p}", f"build-engine plans/{p}.json", 2, "plain file name"
     yield from [

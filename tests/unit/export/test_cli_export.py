@@ -106,6 +106,19 @@ def test_external_onnx_to_onnx_and_openvino(tmp_path: Path) -> None:
         assert main(["export", str(src), "--format", "openvino", "--out", str(tmp_path / "ext.xml")]) == 0
 
 
+def test_run_folder_to_an_explicit_int8_tensorrt_plan(run_dir: Path, tmp_path: Path) -> None:
+    """A run's INT8 plan: its FP32 student quantized to symmetric INT8 Q/DQ on the task's training inputs, with the
+    task's INT8 parity comparison (measured, not judged)."""
+    from edgekd.tasks.run_student import load_run_student
+
+    assert main(["export", str(run_dir), "--format", "tensorrt", "--precision", "int8", "--calib-count", "4",
+                 "--out", str(tmp_path)]) == 0
+    plan = BuildPlan.read(tmp_path / "student.plan.json")
+    task = load_run_student(run_dir).task
+    assert plan.onnx == "student.qdq.onnx" and plan.quantized_by and plan.quantized_by["calib_batches"] == 4
+    assert plan.parity["compare"] == task.parity_compare and plan.parity["judged"] is False
+
+
 def test_external_onnx_to_tensorrt_needs_a_profile_for_dynamic_hw(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     src = constant_weight_model(tmp_path / "ext.onnx")
@@ -115,6 +128,27 @@ def test_external_onnx_to_tensorrt_needs_a_profile_for_dynamic_hw(tmp_path: Path
                  "--profile", "x=1x3x32x32:1x3x64x64:2x3x128x128"]) == 0
     plan = BuildPlan.read(tmp_path / "t" / "ext.plan.json")
     assert plan.profiles[0]["x"]["max"] == [2, 3, 128, 128]
+
+
+def test_external_onnx_to_an_explicit_int8_tensorrt_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--precision int8 from an FP32 ONNX: without --calib the error says what it is for; with it, edgekd writes
+    the symmetric INT8 Q/DQ model the plan builds (TensorRT 10 explicit quantization, no calibrator)."""
+    import onnx
+
+    from edgekd.export.trt_qdq import check_explicit_int8
+
+    src = constant_weight_model(tmp_path / "ext.onnx")
+    args = ["export", str(src), "--format", "tensorrt", "--precision", "int8", "--input", "x=1x3x16x16"]
+    assert main([*args, "--out", str(tmp_path / "t0")]) == 2
+    assert "--calib DIR" in capsys.readouterr().err
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    for i in range(4):
+        np.save(cal / f"{i}.npy", np.random.default_rng(i).random((1, 3, 16, 16), dtype=np.float32))
+    assert main([*args, "--calib", str(cal), "--out", str(tmp_path / "t")]) == 0
+    plan = BuildPlan.read(tmp_path / "t" / "ext.plan.json")
+    assert plan.onnx == "ext.qdq.onnx" and plan.explicit_quantization and plan.precision == "int8"
+    assert check_explicit_int8(onnx.load(str(tmp_path / "t" / "ext.qdq.onnx"))) == []
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -13,7 +13,14 @@ from torch import nn
 
 from edgekd.errors import ConfigError, DependencyMissingError
 from edgekd.export.onnx import export_onnx
-from edgekd.export.tensorrt import BuildPlan, load_npz_batches, profile_shapes, write_build_plan
+from edgekd.export.tensorrt import (
+    BuildPlan,
+    builder_settings,
+    load_npz_batches,
+    profile_shapes,
+    write_build_plan,
+)
+from edgekd.export.trt_qdq import check_explicit_int8
 from edgekd.fileio import sha256_file
 from edgekd.iospec import IOSpec, TensorSpec
 from edgekd.quantize.calibration import ModelInput
@@ -63,21 +70,84 @@ def test_plan_is_written_with_hash_profile_and_parity_inputs(onnx_model: Path, t
     assert plan.onnx == "m.onnx" and plan.onnx_sha256 == sha256_file(tmp_path / "out" / "m.onnx")
     assert plan.profiles == [{"image": {"min": [1, 3, 8, 8], "opt": [1, 3, 8, 8], "max": [8, 3, 8, 8]}}]
     assert (plan.precision, plan.workspace_mb, plan.engine) == ("fp16", 512, "m.fp16.engine")
-    assert plan.timing_cache == "m.timing.cache" and plan.calibration_cache is None
+    assert plan.timing_cache == "m.timing.cache" and not plan.explicit_quantization
     assert plan.parity["compare"] == "allclose" and plan.parity["atol"] >= 1e-2  # FP16 tolerance
     back = load_npz_batches(tmp_path / "out" / plan.parity_feeds)  # type: ignore[operator]
     np.testing.assert_array_equal(back[0]["image"], feeds[0]["image"])
 
 
-def test_int8_plan_stores_calibration_batches_and_cache_path(onnx_model: Path, tmp_path: Path) -> None:
+def test_int8_plan_from_fp32_writes_a_symmetric_int8_qdq_model(onnx_model: Path, tmp_path: Path) -> None:
+    """INT8 from an FP32 model: edgekd's PTQ writes m.qdq.onnx (int8 zero points, all 0), which passes the checker;
+    the plan builds it with INT8 (+FP16 fallback) and no calibrator (TensorRT 10 explicit quantization)."""
+    import onnx
+    from onnx import numpy_helper
+
     calib = [SPEC.dummy_inputs({"batch": 1}, seed=s) for s in range(3)]
     plan = BuildPlan.read(write_build_plan(onnx_model, tmp_path, precision="int8", calib=calib))
-    assert plan.calibration_cache == "m.calib.cache" and not plan.explicit_quantization
-    assert len(load_npz_batches(tmp_path / plan.calibration_data)) == 3  # type: ignore[operator]
-    assert plan.parity["compare"] == "argmax"
-    wrong = [SPEC.dummy_inputs({"batch": 2}, seed=0)]  # not the profile's opt shape
-    with pytest.raises(ConfigError, match="opt"):
-        write_build_plan(onnx_model, tmp_path / "w", precision="int8", calib=wrong)
+    assert plan.onnx == "m.qdq.onnx" and plan.explicit_quantization and plan.engine == "m.int8.engine"
+    assert plan.quantized_by is not None and plan.quantized_by["symmetric"] is True
+    assert plan.quantized_by["calib_batches"] == 3 and plan.quantized_by["nodes_quantized"] >= 2
+    proto = onnx.load(str(tmp_path / "m.qdq.onnx"))
+    assert check_explicit_int8(proto) == []
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    zps = [inits[n.input[2]] for n in proto.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(zps) >= 6 and all(z.dtype == np.int8 and not z.any() for z in zps)
+    settings = builder_settings(plan)
+    assert settings.flags == ["INT8", "FP16"] and settings.calibrator is None
+    assert settings.workspace_bytes == 1024 << 20 and settings.profiles == plan.profiles
+    assert not any(k.startswith("calibration") for k in plan.to_json())
+    # measured, not judged, with the task's comparison (here the default allclose)
+    assert plan.parity["judged"] is False and plan.parity["compare"] == "allclose"
+    # numerics: symmetric int8 gives up one bit of the activations' range (about 6 dB of SQNR) against ONNX
+    # Runtime's default asymmetric uint8 activations, and no more
+    import onnxruntime as ort
+
+    from edgekd.quantize.ort_static import quantize_onnx_static
+
+    quantize_onnx_static(onnx_model, tmp_path / "u8.onnx", calib)
+    x = {"image": np.concatenate([SPEC.dummy_inputs({"batch": 1}, seed=100 + s)["image"] for s in range(32)])}
+
+    def sqnr(path: Path) -> float:
+        y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, x)[0]
+        return float(10 * np.log10((ref ** 2).sum() / ((y - ref) ** 2).sum()))
+
+    ref = ort.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    sym, u8 = sqnr(tmp_path / "m.qdq.onnx"), sqnr(tmp_path / "u8.onnx")
+    assert sym > 3.0 and sym >= u8 - 6.02, (sym, u8)
+
+
+def test_int8_from_fp32_without_calibration_inputs_says_how(onnx_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--calib DIR") as info:
+        write_build_plan(onnx_model, tmp_path / "w", precision="int8")
+    assert "Q/DQ" in str(info.value)
+
+
+@pytest.mark.parametrize("precision, flags", [("fp32", []), ("fp16", ["FP16"])])
+def test_fp32_and_fp16_builds_keep_their_flags(onnx_model: Path, tmp_path: Path, precision: str,
+                                               flags: list[str]) -> None:
+    plan = BuildPlan.read(write_build_plan(onnx_model, tmp_path, precision=precision))
+    assert builder_settings(plan).flags == flags and plan.onnx == "m.onnx"
+    assert plan.parity["judged"] is True and plan.parity["compare"] == "allclose"
+
+
+def test_an_int8_plan_without_qdq_is_refused_before_tensorrt(onnx_model: Path, tmp_path: Path) -> None:
+    """A plan edited to INT8 over the FP32 model would need the deprecated implicit calibration: refused."""
+    from edgekd.export.tensorrt import build_engine
+
+    path = write_build_plan(onnx_model, tmp_path)
+    data = json.loads(path.read_text())
+    data["precision"] = "int8"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="explicit quantization"):
+        build_engine(path)
+
+
+def test_a_plan_from_the_calibrator_era_is_refused_with_the_fix(tmp_path: Path) -> None:
+    old = tmp_path / "old.plan.json"
+    old.write_text(json.dumps({"schema": "edgekd.trt-plan/1", "calibration_cache": "m.calib.cache"}))
+    with pytest.raises(ConfigError, match="implicit calibration") as info:
+        BuildPlan.read(old)
+    assert "edgekd export" in str(info.value)
 
 
 def test_bad_plans_are_config_errors(tmp_path: Path, onnx_model: Path) -> None:
@@ -99,8 +169,8 @@ def test_bad_plans_are_config_errors(tmp_path: Path, onnx_model: Path) -> None:
 
 @pytest.mark.parametrize("field, value", [
     ("onnx", "../model.onnx"), ("onnx", "/etc/passwd"), ("engine", "../../x.engine"), ("engine", "/tmp/x.engine"),
-    ("timing_cache", "sub/timing.cache"), ("calibration_cache", ".."), ("parity_feeds", "..\\feeds.npz"),
-    ("calibration_data", ""), ("engine", 7), ("onnx", None)])
+    ("timing_cache", "sub/timing.cache"), ("parity_feeds", ".."), ("parity_feeds", "..\\feeds.npz"),
+    ("parity_feeds", ""), ("engine", 7), ("onnx", None)])
 def test_plan_file_names_stay_in_the_plan_folder(tmp_path: Path, onnx_model: Path, field: str, value: object) -> None:
     """Issue 20: build-engine joined plan-supplied names onto the plan folder without containment."""
     path = write_build_plan(onnx_model, tmp_path / "p")
@@ -162,11 +232,12 @@ def test_engine_builds_with_timing_cache_and_passes_parity(tmp_path: Path, onnx_
     calib = [SPEC.dummy_inputs({"batch": 1}, seed=s) for s in range(8)] if precision == "int8" else None
     plan = write_build_plan(onnx_model, tmp_path, precision=precision, calib=calib,
                             parity_feeds=[SPEC.dummy_inputs({"batch": 1}, seed=1)])
-    res = build_engine(plan)
+    res = build_engine(plan)  # INT8: the symmetric Q/DQ model, no calibrator
     assert res.engine.is_file() and res.timing_cache.is_file() and res.parity is not None
-    if precision == "int8":
-        assert res.calibration_cache is not None and res.calibration_cache.is_file()
-    again = build_engine(plan)  # the timing (and calibration) cache is reused
+    assert res.parity["judged"] is (precision != "int8")
+    if precision != "int8":
+        assert res.parity["passed"]
+    again = build_engine(plan)  # the timing cache is reused
     assert again.engine.is_file()
 
 
@@ -174,9 +245,10 @@ def test_engine_builds_with_timing_cache_and_passes_parity(tmp_path: Path, onnx_
 
 def test_uint8_qdq_is_refused_and_symmetric_int8_qat_qdq_is_planned(tmp_path: Path, onnx_model: Path) -> None:
     """TensorRT parses only symmetric signed INT8 Q/DQ: ONNX Runtime's default static QDQ (uint8 activations)
-    and a QAT model with uint8 activations are refused on this host, naming the fix; a QAT model trained with
-    distill.qat.activation=int8 exports zero points of 0 only and gets its plan."""
-    from edgekd.export.tensorrt import asymmetric_qdq_nodes
+    and a QAT model with uint8 activations are refused on this host, naming the node and the fix; a QAT model
+    trained with distill.qat.activation=int8 exports zero points of 0 only and gets its plan."""
+    import onnx
+
     from edgekd.quantize.fake_quant import prepare_qat
     from edgekd.quantize.ort_static import quantize_onnx_static
 
@@ -184,9 +256,13 @@ def test_uint8_qdq_is_refused_and_symmetric_int8_qat_qdq_is_planned(tmp_path: Pa
     calib = [{"image": rng.random((1, 3, 8, 8), dtype=np.float32)} for _ in range(4)]
     ptq = tmp_path / "ptq.onnx"
     quantize_onnx_static(onnx_model, ptq, calib, preprocess=False)
-    with pytest.raises(ConfigError, match="zero point") as info:
+    with pytest.raises(ConfigError, match="zero point dtype uint8") as info:
         write_build_plan(ptq, tmp_path / "p1", precision="int8")
+    assert "QuantizeLinear 'image_QuantizeLinear'" in str(info.value)
     assert "distill.qat.activation=int8" in str(info.value) and not (tmp_path / "p1").exists()
+    problems = check_explicit_int8(onnx.load(str(ptq)))
+    assert {p.node for p in problems} >= {"image_QuantizeLinear", "image_DequantizeLinear"}
+    assert any("int32" in p.problem for p in problems)  # ORT's quantized biases: int32 DequantizeLinear
 
     def qat_export(activation: str) -> Path:
         torch.manual_seed(0)
@@ -196,13 +272,14 @@ def test_uint8_qdq_is_refused_and_symmetric_int8_qat_qdq_is_planned(tmp_path: Pa
             m(torch.rand(4, 3, 8, 8))  # observers set the ranges
         return export_onnx(m, SPEC, tmp_path / f"qat_{activation}.onnx").path
 
-    import onnx
-
-    assert asymmetric_qdq_nodes(onnx.load(str(qat_export("uint8"))))  # quint8 activations: refused
+    assert check_explicit_int8(onnx.load(str(qat_export("uint8"))))  # quint8 activations: refused
     sym = qat_export("int8")
-    assert asymmetric_qdq_nodes(onnx.load(str(sym))) == []
+    assert check_explicit_int8(onnx.load(str(sym))) == []
     plan = write_build_plan(sym, tmp_path / "p2", precision="int8")
-    assert plan.is_file()
+    read = BuildPlan.read(plan)
+    assert read.onnx == "qat_int8.onnx" and read.quantized_by is None and builder_settings(read).calibrator is None
+    with pytest.raises(ConfigError, match="--precision int8"):  # Q/DQ builds as INT8 only: not silently
+        write_build_plan(sym, tmp_path / "p3", precision="fp16")
     import onnxruntime as ort  # the symmetric model runs in ONNX Runtime too
 
     x = rng.random((2, 3, 8, 8), dtype=np.float32)
@@ -210,3 +287,24 @@ def test_uint8_qdq_is_refused_and_symmetric_int8_qat_qdq_is_planned(tmp_path: Pa
     assert y.shape == (2, 2) and np.isfinite(y).all()
     with pytest.raises(ConfigError, match="activation='fp8'"):
         prepare_qat(nn.Linear(2, 2), activation="fp8")
+
+
+@pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed: the missing-dependency path cannot be exercised")
+def test_an_int8_plan_passes_every_check_before_tensorrt_and_a_swapped_model_does_not(
+        tmp_path: Path, onnx_model: Path) -> None:
+    """build-engine re-checks the Q/DQ model on the target: the plan edgekd wrote gets as far as importing
+    TensorRT; an asymmetric model swapped in (its SHA-256 updated too) is refused naming the node."""
+    from edgekd.export.tensorrt import build_engine
+    from edgekd.quantize.ort_static import quantize_onnx_static
+
+    calib = [SPEC.dummy_inputs({"batch": 1}, seed=s) for s in range(3)]
+    plan = write_build_plan(onnx_model, tmp_path / "p", precision="int8", calib=calib)
+    with pytest.raises(DependencyMissingError, match=r"edgekd\[tensorrt\]"):
+        build_engine(plan)
+    quantize_onnx_static(onnx_model, tmp_path / "p" / "m.qdq.onnx", calib)  # ORT's default: uint8 activations
+    data = json.loads(plan.read_text())
+    data["onnx_sha256"] = sha256_file(tmp_path / "p" / "m.qdq.onnx")
+    plan.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="not symmetric INT8 Q/DQ") as info:
+        build_engine(plan)
+    assert "QuantizeLinear 'image_QuantizeLinear'" in str(info.value)

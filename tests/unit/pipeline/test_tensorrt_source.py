@@ -16,7 +16,7 @@ FP32, INT8 = Path("student.onnx"), Path("student.int8.onnx")
 @pytest.mark.parametrize(("sets", "model", "note"), [
     ([], FP32, None),
     (["distill.qat=true"], None, "skipped"),
-    (["distill.qat.mode=finetune"], FP32, "calibrates"),
+    (["distill.qat.mode=finetune"], FP32, "symmetric INT8 Q/DQ"),
     (["distill.qat.activation=int8"], INT8, None),
     (["distill.qat.mode=finetune", "distill.qat.activation=int8"], INT8, None),
 ])
