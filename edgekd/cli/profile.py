@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
 
         Inputs not given by --input/--feed are random: floats in [0, 1), integers in [0, rows) where the input
         indexes a Gather, else in [0, 10); a rank-0 input stays rank 0."""
-        from edgekd.cli._common import console, err_console, install_run_loader
+        from edgekd.cli._common import install_run_loader
         from edgekd.profile.local import LocalProfileRequest
 
         out_path = out or Path(f"{artifact.stem}.profile.json")
@@ -91,27 +91,41 @@ def register(app: typer.Typer) -> None:
                                   duration_s=2.0 if duration_s is None else duration_s,
                                   feeds=tuple(feed_files or ()))
         if hosts:
-            from edgekd.profile.remote import RemoteOptions, profile_hosts
+            from edgekd.profile.remote import RemoteOptions
 
-            results = profile_hosts(hosts, req, out_path, RemoteOptions(
+            reps = _profile_remote(hosts, req, out_path, RemoteOptions(
                 known_hosts=known_hosts, identity=identity, edgekd=remote_edgekd, plots=plots, markdown=markdown))
-            reps = []
-            for host, rep, path in results:
-                _summary(console, rep, f"{host}: {path}")
-                reps.append(rep)
         else:
-            from edgekd.profile.local import profile_file
-
-            notes: list[str] = []
-            rep = profile_file(req, progress=not no_progress, notes=notes)
-            for note in notes:
-                err_console.print(f"note: {note}", highlight=False, markup=False)
-            rep.save(out_path, markdown=markdown, plots=plots)
-            _summary(console, rep, str(out_path))
-            _throughput_summary(console, rep)
-            reps = [rep]
+            reps = [_profile_local(req, out_path, progress=not no_progress, markdown=markdown, plots=plots)]
         if fail_invalid:
             _fail_invalid(reps)
+
+
+def _profile_remote(hosts: list[str], req: Any, out_path: Path, options: Any) -> list[Any]:
+    """Profile on each board over SSH (concurrently), print each summary; the reports in host order."""
+    from edgekd.cli._common import console
+    from edgekd.profile.remote import profile_hosts
+
+    reps = []
+    for host, rep, path in profile_hosts(hosts, req, out_path, options):
+        _summary(console, rep, f"{host}: {path}")
+        reps.append(rep)
+    return reps
+
+
+def _profile_local(req: Any, out_path: Path, *, progress: bool, markdown: bool, plots: bool) -> Any:
+    """Profile here, save the report (JSON, markdown, plots) and print the summary and throughput table."""
+    from edgekd.cli._common import console, err_console
+    from edgekd.profile.local import profile_file
+
+    notes: list[str] = []
+    rep = profile_file(req, progress=progress, notes=notes)
+    for note in notes:
+        err_console.print(f"note: {note}", highlight=False, markup=False)
+    rep.save(out_path, markdown=markdown, plots=plots)
+    _summary(console, rep, str(out_path))
+    _throughput_summary(console, rep)
+    return rep
 
 
 def _check_flags(artifact: Path, out: Path, *, precision: str, threads: int | None, sessions: int, iterations: int,
