@@ -120,18 +120,23 @@ def _train_arm(unit: Unit, arm: Arm, st: Settings, work: Path) -> tuple[Any, Any
 
     recipe = _arm_recipe(unit, arm, st)
     task = build_task(recipe.task, unit.seed)
+    if arm.kind == "alone":  # no teacher at all: nothing to obtain
+        t0 = time.perf_counter()
+        model = _fit(task, recipe, task.build_student(init="scratch"), None, work).student
+        return model, None, {"teacher_source": None, "losses": [], "train_seconds": _since(t0)}
     teacher, tinfo = obtain_teacher(recipe, task, work, progress=False)
     info: dict[str, Any] = {"teacher_source": tinfo["source"], "losses": [lc.kind for lc in recipe.distill.losses]}
     if arm.kind == "teacher":
         return teacher, teacher, {**info, "train_seconds": 0.0}
     t0 = time.perf_counter()
-    if arm.kind == "alone":
-        model = _fit(task, recipe, task.build_student(init="scratch"), None, work).student
-    else:
-        model = _fit(task, recipe, task.build_student(), teacher, work).student
-        if arm.kind == "dagger":
-            model = _dagger(task, recipe, model, st)
-    return model, teacher, {**info, "train_seconds": round(time.perf_counter() - t0, 2)}
+    model = _fit(task, recipe, task.build_student(), teacher, work).student
+    if arm.kind == "dagger":
+        model = _dagger(task, recipe, model, st)
+    return model, teacher, {**info, "train_seconds": _since(t0)}
+
+
+def _since(t0: float) -> float:
+    return round(time.perf_counter() - t0, 2)
 
 
 def run_unit(unit: Unit, st: Settings) -> dict[str, Any]:
@@ -153,8 +158,10 @@ def run_unit(unit: Unit, st: Settings) -> dict[str, Any]:
         scores = _score(build_task(base.task, unit.seed), model)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    metric = build_task(base.task, unit.seed).metric
     res = {"recipe": unit.recipe, "arm": unit.arm, "seed": unit.seed, "preset": base.preset,
-           "metric_name": build_task(base.task, unit.seed).metric.name, **scores, **info,
+           "metric_name": metric.name, "lower_is_better": metric.lower_is_better, "unit": metric.unit,
+           **scores, **info,
            "params": {"model": param_count(model), "teacher": param_count(teacher)}, "overrides": st.sets}
     write_json(unit_path(st.out, unit), res)
     return res
