@@ -78,8 +78,9 @@ def _fmt(ms: tuple[float, float], scale: float, digits: int) -> str:
 def _scale(first: dict[str, Any]) -> tuple[float, int, str]:
     """Fractions are shown in percent (points for gains); other units as they are."""
     if first.get("unit") == "fraction":
-        return 100.0, 1, "%"
-    return 1.0, 2, f" {first.get('unit', '')}".rstrip()
+        return 100.0, 1, " (%)"
+    unit = first.get("unit", "")
+    return 1.0, 2, f" ({unit})" if unit and not first["metric_name"].endswith(unit) else ""
 
 
 def recipe_table(recipe: str, runs: dict[str, dict[int, dict[str, Any]]]) -> str:
