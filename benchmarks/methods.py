@@ -180,12 +180,18 @@ def plan(recipes: Sequence[str], arms: Sequence[str] | None, seeds: Sequence[int
     return [u for u in units if not unit_path(out, u).is_file()]
 
 
-def run_all(units: list[Unit], st: Settings, jobs: int) -> None:
-    """Run the units, ``jobs`` processes at a time (one torch thread each); report each as it ends."""
+def run_all(units: list[Unit], st: Settings, jobs: int) -> list[Unit]:
+    """Run the units, ``jobs`` processes at a time (one torch thread each); report each as it ends. A failed
+    unit does not stop the others (it has no JSON, so the next run retries it); the failed ones are returned."""
+    failed: list[Unit] = []
     if jobs <= 1:
         for u in units:
-            print(_run_one(u, st), flush=True)
-        return
+            try:
+                print(_run_one(u, st), flush=True)
+            except Exception as exc:  # reported; the next run retries it
+                failed.append(u)
+                print(f"{u}: FAILED {type(exc).__name__}: {exc}", flush=True)
+        return failed
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(jobs) as pool:
@@ -193,8 +199,10 @@ def run_all(units: list[Unit], st: Settings, jobs: int) -> None:
         for f in as_completed(futs):
             try:
                 print(f.result(), flush=True)
-            except Exception as exc:  # one failed unit does not stop the others; it reruns next time
+            except Exception as exc:  # reported; the next run retries it
+                failed.append(futs[f])
                 print(f"{futs[f]}: FAILED {type(exc).__name__}: {exc}", flush=True)
+    return failed
 
 
 def _check_arms(ap: argparse.ArgumentParser, recipes: Sequence[str], arms: Sequence[str] | None) -> None:
@@ -254,10 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     units = plan(args.recipes, args.arms, args.seeds, args.out)
     print(f"{len(units)} unit(s) to run ({args.jobs} at a time) into {args.out}", flush=True)
     t0 = time.perf_counter()
-    run_all(units, st, args.jobs)
-    print(f"done in {time.perf_counter() - t0:.0f}s; table: python benchmarks/methods.py --out {args.out} "
-          "--aggregate", flush=True)
-    return 0
+    failed = run_all(units, st, args.jobs)
+    print(f"done in {time.perf_counter() - t0:.0f}s ({len(failed)} failed); table: python benchmarks/methods.py "
+          f"--out {args.out} --aggregate", flush=True)
+    return 70 if failed else 0  # 70: an internal error (a failed unit), never 1 (a judged FAIL)
 
 
 if __name__ == "__main__":
