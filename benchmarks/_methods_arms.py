@@ -91,7 +91,8 @@ _DMAE = {"kind": "mae_feature", "student": ["stages.2", "stages.3"], "teacher": 
 _REGRESSION = {"kind": "regression", "loss": "l1", "weight": 0.5}
 _GAZE: dict[str, Arm] = {
     "teacher": _TEACHER,
-    "alone": _ALONE,
+    "alone": Arm("alone", note="the student on the labels only, scratch init (the pipeline's student_alone); the "
+                 "distilled arms start from the teacher's stem and stage 1 (DFT Gaze), so their gain includes it"),
     "regression": Arm("kd", (_REGRESSION,), baseline=True, paper="output distillation (standard baseline)",
                       note="L1 to the teacher's (yaw, pitch), weight 0.5 (the recipe's), plus the label loss"),
     "dmae": Arm("kd", (_DMAE,), paper="Bai et al., DMAE, CVPR 2023, arXiv:2208.12256",
