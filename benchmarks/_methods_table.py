@@ -110,7 +110,8 @@ def recipe_table(recipe: str, runs: dict[str, dict[int, dict[str, Any]]]) -> str
              f"seeds {seeds}, mean ± sample std")
     print(f"\n{title}")
     table = print_table(head, rows)
-    return "\n".join([title, "", table, "", *_verdicts(recipe, summ, scale, digits), ""])
+    notes = [f"- `{arm}`: {ARMS[recipe][arm].note}" for arm in summ if ARMS[recipe][arm].note]
+    return "\n".join([title, "", table, "", *_verdicts(recipe, summ, scale, digits), "", "Arms:", *notes, ""])
 
 
 def _verdicts(recipe: str, summ: dict[str, dict[str, Any]], scale: float, digits: int) -> list[str]:
