@@ -53,6 +53,19 @@ def test_one_tiny_unit_runs_writes_its_json_and_is_skipped_on_rerun(methods, tmp
     assert "0 unit(s) to run" in capsys.readouterr().out
 
 
+def test_tiny_lad_and_dagger_units_take_their_own_paths(methods, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """LAD trains on the hinted task with its own teacher but is scored on the plain one; DAgger adds rounds."""
+    monkeypatch.setenv("EDGEKD_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    st = methods.Settings(out=out, preset="smoke", dagger={"iterations": 1, "episodes": 2, "epochs": 1})
+    lad = methods.run_unit(methods.Unit("segmentation", "lad", 0), st)
+    assert lad["losses"] == ["lad"] and set(lad["metric"]) == {"test", "test_fog", "test_night", "test_rain"}
+    dag = methods.run_unit(methods.Unit("drone", "dagger", 0), st)
+    assert dag["teacher_source"] == "analytic" and dag["params"]["teacher"] is None
+    assert {"final_error_px", "success_rate"} <= set(dag["extras"]) and dag["metric_name"] == "success_rate"
+    assert (out / "drone" / "dagger" / "seed0.json").is_file()
+
+
 def test_unknown_arm_is_a_usage_error(methods, capsys):  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as e:
         methods.main(["--recipes", "gaze", "--arms", "cwd", "--out", "x"])
