@@ -42,10 +42,10 @@ from edgekd.tasks.recipe import load_recipe
 
 def train_student(task: Any, recipe: Any, *, kd: bool, width: float | None = None, progress: bool = False) -> Any:
     from edgekd.distill.loop import fit
-    from edgekd.pipeline.teacher_source import _val_fn
+    from edgekd.pipeline.teacher_source import val_fn
 
     common = dict(train_set=task.dataset("train"), input_names=task.io_spec().input_names, cfg=recipe.train,
-                  task_loss=task.task_loss, val_fn=_val_fn(task), lower_is_better=False, seed=recipe.seed,
+                  task_loss=task.task_loss, val_fn=val_fn(task), lower_is_better=False, seed=recipe.seed,
                   progress=progress)
     student = task.build_student(width)
     if kd:
@@ -102,7 +102,7 @@ def main() -> None:
         save_module_weights(students[name], out / f"{name}.safetensors")
         print(f"{name}: {timings[name]:.0f}s")
 
-    from edgekd.pipeline.teacher_source import _val_fn
+    from edgekd.pipeline.teacher_source import val_fn
 
     t0 = time.perf_counter()
     dag_history: list[dict[str, Any]] = []
@@ -114,7 +114,7 @@ def main() -> None:
         dcfg = recipe.train.model_copy(update={"epochs": args.dagger_epochs, "warmup_steps": 0,
                                                "lr": recipe.train.lr / 2})
         dag = run_dagger(task, bc_copy, task.frames("train"), iterations=args.dagger_iterations,
-                         episodes=args.dagger_episodes, train_cfg=dcfg, seed=recipe.seed, val_fn=_val_fn(task))
+                         episodes=args.dagger_episodes, train_cfg=dcfg, seed=recipe.seed, val_fn=val_fn(task))
         students["student_dagger"], dag_history = dag.student, dag.history
         save_module_weights(dag.student, out / "student_dagger.safetensors")
     timings["student_dagger"] = time.perf_counter() - t0

@@ -61,7 +61,7 @@ def _eval(task: Any, model: Any, split: str = "test") -> float:
 
 def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from edgekd.distill.loop import fit
-    from edgekd.pipeline.teacher_source import _val_fn
+    from edgekd.pipeline.teacher_source import val_fn
     from edgekd.tasks.gaze import GazeTaskConfig, synth
     from edgekd.tasks.gaze.config import GazeMAEConfig
     from edgekd.tasks.gaze.metric import mean_angular_error_deg
@@ -80,7 +80,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_set = task.dataset("train")
     names = task.io_spec().input_names
-    val = _val_fn(task)
+    val = val_fn(task)
     out["data_s"] = time.perf_counter() - t0
 
     torch.manual_seed(seed)

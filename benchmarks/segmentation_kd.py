@@ -74,7 +74,7 @@ def scores(task: Any, model: Any) -> dict[str, Any]:
 def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
 
     from edgekd.distill.loop import fit
-    from edgekd.pipeline.teacher_source import _val_fn, obtain_teacher
+    from edgekd.pipeline.teacher_source import obtain_teacher, val_fn
     from edgekd.tasks import build_task
     from edgekd.tasks.recipe import load_recipe
     from edgekd.weights import save_module_weights
@@ -90,14 +90,14 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     res["arms"]["teacher"] = scores(task, teacher)
     print(f"seed {seed} teacher: {res['arms']['teacher']['test']:.4f} ({info['source']})", flush=True)
     common = dict(train_set=task.dataset("train"), input_names=spec.input_names, cfg=recipe.train,
-                  task_loss=task.task_loss, val_fn=_val_fn(task), lower_is_better=False, seed=seed, progress=False)
+                  task_loss=task.task_loss, val_fn=val_fn(task), lower_is_better=False, seed=seed, progress=False)
     lad_teacher = None
     for arm in args.arms:
         t0 = time.perf_counter()
         if arm == "gkd":
             from edgekd.tasks.segmentation.gkd import two_stage_fit
 
-            student = two_stage_fit(task, teacher, recipe.train, seed=seed, val_fn=_val_fn(task))
+            student = two_stage_fit(task, teacher, recipe.train, seed=seed, val_fn=val_fn(task))
         elif arm == "lad":
             if lad_teacher is None:
                 lad_recipe = load_recipe(args.recipe, [*args.set, f"seed={seed}", "task.lad.enabled=true"],

@@ -11,6 +11,8 @@ episode flies the full ``timeout_s``, so the figures after success measure the s
 - time to success: when that hold completed; path length: metres flown (ground plane) until
   then, or over the whole flight for a failure.
 - final error: the mean corner error at the end of the flight (steady-state precision).
+- disturbances: ``closed_loop.wind_mps`` / ``gust_mps`` blow every flight off its course
+  (:mod:`edgekd.tasks.drone.wind`); ``test_start_radius_m`` starts the test split's random flights farther.
 - IoU: overlap of the target's image quadrilateral with the desired one, rasterised on a 2x
   supersampled grid spanning 1.5x the image, averaged over the last ``iou_window_s``.
 """
@@ -28,6 +30,7 @@ from edgekd.errors import ConfigError
 from edgekd.tasks.base import PredictFn
 from edgekd.tasks.drone import sim
 from edgekd.tasks.drone.config import DroneTaskConfig
+from edgekd.tasks.drone.wind import Wind
 
 # Distinct random streams per split: scenes and start poses never overlap between them.
 STREAM = {"train": 11, "val": 23, "test": 37}
@@ -68,7 +71,8 @@ def make_episodes(cfg: DroneTaskConfig, bank: sim.SceneBank, split: str, seed: i
         raise ConfigError(f"closed-loop split {split!r}: allowed are 'val' and 'test'")
     if n_rand:
         rid = rng.integers(0, bank.k, n_rand)
-        starts.append(sim.random_starts(rng, bank.target_yaw[rid], cl.start_radius_m, cl.start_yaw_deg))
+        radius = cl.test_start_radius_m if split == "test" and cl.test_start_radius_m else cl.start_radius_m
+        starts.append(sim.random_starts(rng, bank.target_yaw[rid], radius, cl.start_yaw_deg))
         ids.append(rid)
         names += [f"random:{i}" for i in range(n_rand)]
     return Episodes(np.concatenate(starts), np.concatenate(ids), names)
@@ -136,6 +140,7 @@ def rollout(cfg: DroneTaskConfig, bank: sim.SceneBank, episodes: Episodes, predi
     below = np.zeros(n, dtype=int)
     success = np.zeros(n, dtype=bool)
     success_step = np.full(n, steps)
+    wind = Wind(cl, n, dyn.dt_s, seed)
     for t in range(steps + 1):
         corners = sim.true_corners(cfg, bank, state.pose, episodes.scene_ids)
         poses[t] = state.pose
@@ -150,6 +155,8 @@ def rollout(cfg: DroneTaskConfig, bank: sim.SceneBank, episodes: Episodes, predi
         images = sim.render(bank, cam, state.pose, episodes.scene_ids, rng, dyn.pixel_noise).numpy()
         cmd = _predict_chunked(predict, images, batch_size)
         state = sim.step(state, cmd, dyn, rng)
+        if wind.active:
+            state.pose[:, :2] += dyn.dt_s * wind()
     return Rollout(poses, errs, ious, success_step, success, dyn.dt_s, list(episodes.names))
 
 
