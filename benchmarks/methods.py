@@ -6,7 +6,10 @@ Each (recipe, arm, seed) is one unit of work, written to ``OUT/<recipe>/<arm>/se
 it finishes (atomic write): a rerun skips finished units, and units can run in parallel processes
 (``--jobs N``, one torch thread each; or several invocations with disjoint ``--arms`` / ``--seeds``).
 Teachers come from the pipeline's teacher cache, with the same key as
-``edgekd distill-and-export RECIPE --preset quick --set seed=k``.
+``edgekd distill-and-export RECIPE --preset quick --set seed=k``; LAD's label-hinted teacher has its own key
+(``--set task.lad.enabled=true``), so the first ``segmentation/lad`` unit of a seed trains and caches it.
+A unit's JSON: the metric on 'test' and every split the recipe reports, the test split's scalar extras (the
+drone's final error), training seconds (1 torch thread), parameters, the losses and the teacher's source.
 
     python benchmarks/methods.py --recipes segmentation gaze --seeds 0 1 2 --out runs/methods --jobs 2
     python benchmarks/methods.py --recipes gui_agent --arms alone hinton --seeds 1 --out runs/methods

@@ -25,6 +25,7 @@ class MetricInfo(_Closed):
     name: str
     lower_is_better: bool
     unit: str | None = None
+    beside: list[str] = Field(default_factory=list, description="extras printed beside the metric in report.md")
 
 
 class LatencyTriple(_Closed):

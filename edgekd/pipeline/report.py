@@ -84,14 +84,18 @@ def _contention(report: dict[str, Any]) -> list[str]:
 
 def _variants(report: dict[str, Any], unit: str, arrow: str) -> list[str]:
     u = f" ({unit})" if unit else ""
-    lines = ["", f"| model | {report['metric']['name']}{u}, {arrow} | parameters | latency p50 / p90 / p99 "
-             "(ms, lower is better) | size (MB) | artifact |", "|---|---|---|---|---|---|"]
+    beside = list(report["metric"].get("beside") or [])
+    extra_head = "".join(f" {b} |" for b in beside)
+    lines = ["", f"| model | {report['metric']['name']}{u}, {arrow} |{extra_head} parameters | latency p50 / p90 / "
+             "p99 (ms, lower is better) | size (MB) | artifact |", "|---|---|" + "---|" * len(beside) + "---|---|---|---|"]
     for name, v in report["variants"].items():
         lat = v.get("latency_ms")
         lat_s = " / ".join(_num(lat.get(k)) for k in ("p50", "p90", "p99")) if lat else "-"
         size = _num(v["bytes"] / 1e6) if v.get("bytes") is not None else "-"
         art = f"`{v['path']}`" if v.get("path") else "-"
-        lines.append(f"| {_role(name)} | {_num(v.get('metric'))} | {_num(v.get('params'))} | {lat_s} | {size} | {art} |")
+        extra = "".join(f" {_num((v.get('extras') or {}).get(b))} |" for b in beside)
+        lines.append(f"| {_role(name)} | {_num(v.get('metric'))} |{extra} {_num(v.get('params'))} | {lat_s} | {size} | "
+                     f"{art} |")
     splits = {n: v.get("splits") for n, v in report["variants"].items() if v.get("splits")}
     if splits:
         names = sorted({s for d in splits.values() for s in d})

@@ -35,7 +35,7 @@ def assemble_report(ctx: RunContext, trained: TrainedModels, produced: Produced,
         # concrete model input shapes at the profiled batch, for `edgekd profile --input NAME=SHAPE`
         "inputs": concrete_inputs(ctx.spec, recipe.profile.batch),
         "metric": {"name": task.metric.name, "lower_is_better": task.metric.lower_is_better,
-                   "unit": task.metric.unit},
+                   "unit": task.metric.unit, "beside": list(task.metric.beside)},
         "variants": variants, "summary": summary, "parity": produced.parity, "exports": produced.exports,
         "profiles": profiles, "teacher": {k: v for k, v in trained.teacher_info.items() if k != "history"},
         "training": training, "warnings": warnings,

@@ -38,6 +38,9 @@ class MetricSpec:
     name: str  # e.g. "angular_error_deg", "miou", "click_accuracy", "success_rate"
     lower_is_better: bool
     unit: str = ""
+    # figures of the test split's extras that report.md prints beside the metric (e.g. the drone's final error
+    # beside its success rate, which alone can saturate)
+    beside: tuple[str, ...] = ()
 
 
 @dataclass

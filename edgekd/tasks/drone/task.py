@@ -33,7 +33,7 @@ from edgekd.tasks.drone.models import StudentNet
 from edgekd.tasks.drone.teacher import IBVSTeacher
 from edgekd.tasks.memo import Memo
 
-METRIC = MetricSpec("success_rate", lower_is_better=False, unit="fraction")
+METRIC = MetricSpec("success_rate", lower_is_better=False, unit="fraction", beside=("final_error_px",))
 SPLITS = ("train", "val", "test")
 
 _BANKS: Memo[sim.SceneBank] = Memo(max_items=12)

@@ -65,3 +65,24 @@ def test_tradeoff_plot_has_every_profiled_variant_and_is_linked(tmp_path: Path) 
     assert "![angular_error against p50 latency for every variant](report_tradeoff.png)" in render_markdown(
         rep, plot=path.name)
     assert plot_tradeoff({**rep, "profiles": {}}, tmp_path / "none.png") is None
+
+
+def test_the_metrics_beside_figures_get_their_own_column() -> None:
+    """A drone run's success rate can saturate: its final error is printed beside it, per model."""
+    rep = _report()
+    rep["metric"] = {"name": "success_rate", "lower_is_better": False, "unit": "fraction",
+                     "beside": ["final_error_px"]}
+    rep["variants"]["teacher"]["extras"] = {"final_error_px": 0.89, "success_rate": 0.91}
+    rep["variants"]["student_kd"]["extras"] = {"final_error_px": 1.25}
+    md = render_markdown(rep)
+    head = next(line for line in md.splitlines() if line.startswith("| model | success_rate"))
+    assert "| final_error_px | parameters |" in head
+    lines = md.splitlines()
+    table = lines[lines.index(head):lines.index("", lines.index(head))]
+    rows = {line.split("|")[1].strip(): line for line in table}
+    assert "| 0.890 | 3,577,182 |" in rows["teacher (torch)"]
+    assert "| 1.250 | 279,732 |" in rows["student distilled (torch)"]
+    assert "| - | 279,732 |" in rows["student alone, no teacher (torch)"]  # no extras recorded: a dash
+    sep = md.splitlines()[md.splitlines().index(head) + 1]
+    assert sep.count("---") == head.count("|") - 1
+    assert "final_error_px" not in render_markdown(_report())  # a task without figures beside: no column
