@@ -71,7 +71,10 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[str,
     return out
 
 
-def _fmt(ms: tuple[float, float], scale: float, digits: int) -> str:
+def _fmt(ms: tuple[float, float], scale: float, digits: int, n: int = 2) -> str:
+    """``mean ± sample std``; a single seed has no spread, so only its value is shown."""
+    if n < 2:
+        return f"{scale * ms[0]:.{digits}f}"
     return f"{scale * ms[0]:.{digits}f} ± {scale * ms[1]:.{digits}f}"
 
 
@@ -93,13 +96,14 @@ def recipe_table(recipe: str, runs: dict[str, dict[int, dict[str, Any]]]) -> str
     splits = list(next(iter(summ.values()))["splits"])
     extras = list(EXTRAS.get(recipe, ()))
     base = next((a for a in runs if ARMS[recipe][a].baseline), "-")
-    head = ["arm", *splits, *extras, "gain vs alone (seeds agree)", f"vs {base}", "train s", "params", "paper",
+    head = ["arm", "seeds", *splits, *extras, "gain vs alone (seeds agree)", f"vs {base}", "train s", "params", "paper",
             "paper's claim"]
     rows = []
     for arm, s in summ.items():
         a = ARMS[recipe][arm]
-        rows.append([f"`{arm}`", *[_fmt(s["splits"][k], scale, digits) for k in splits],
-                     *[_fmt(s["extras"][k], 1.0, 2) if k in s["extras"] else "-" for k in extras],
+        n = len(s["seeds"])
+        rows.append([f"`{arm}`", str(n), *[_fmt(s["splits"][k], scale, digits, n) for k in splits],
+                     *[_fmt(s["extras"][k], 1.0, 2, n) if k in s["extras"] else "-" for k in extras],
                      s["vs_alone"].text(scale, digits) if s["vs_alone"] else "-",
                      s["vs_baseline"].text(scale, digits) if s["vs_baseline"] else "-",
                      f"{s['seconds'][0]:.0f}", f"{s['params']:,}" if s["params"] else "-", a.paper or "-",
