@@ -37,9 +37,11 @@ def register(app: typer.Typer) -> None:
                                                          "dims (model files)")] = None,
         threshold: Annotated[float, typer.Option("--threshold", help="slowdown that counts (0.03 = 3%)")] = 0.03,
         alpha: Annotated[float, typer.Option("--alpha", help="false-alarm rate, spent across looks")] = 0.01,
-        drift: Annotated[float, typer.Option("--drift", help="two reports taken at different times: bound on "
-                                             "the between-run shift, added to each report's own session "
-                                             "spread (0.05 = 5%)")] = 0.05,
+        drift: Annotated[float | None, typer.Option("--drift", help="two reports taken at different times: "
+                                                    "bound on the between-run shift measured on this machine "
+                                                    "(benchmarks/gate_aa_reports.py), added to each report's "
+                                                    "own session spread (0.05 = 5%); without it 5% is assumed "
+                                                    "and such a pair can PASS but not FAIL (INCONCLUSIVE)")] = None,
         allow_inconclusive: Annotated[bool, typer.Option("--allow-inconclusive", help="INCONCLUSIVE exits 0")] = False,
         allow_invalid: Annotated[bool, typer.Option("--allow-invalid", help="INVALID exits 0")] = False,
         update_baseline: Annotated[Path | None, typer.Option("--update-baseline", help="when the gate passes, "
@@ -56,6 +58,7 @@ def register(app: typer.Typer) -> None:
 
         Exit codes: 0 PASS, 1 FAIL, 2 bad input or environment, 3 INCONCLUSIVE, 4 INVALID."""
         from edgekd.errors import EdgekdError
+        from edgekd.gate.drift import DEFAULT_DRIFT_ALLOWANCE
         from edgekd.gate.regression import RegressionConfig
 
         if baseline is None and device is None:
@@ -68,7 +71,8 @@ def register(app: typer.Typer) -> None:
             if p is not None and not p.is_file():
                 raise EdgekdError(f"{flag} {str(p)!r}: no such file", hint="check the path")
         cfg = RegressionConfig(alpha=alpha, threshold=threshold, sessions_min=sessions_min,
-                               sessions_max=sessions_max, sessions_step=sessions_step, drift_allowance=drift)
+                               sessions_max=sessions_max, sessions_step=sessions_step,
+                               drift_allowance=DEFAULT_DRIFT_ALLOWANCE if drift is None else drift, drift_calibrated=drift is not None)
         pipeline = _load_recipe_report(recipe_report) if recipe_report is not None else None
         model = candidate.stem.removesuffix(".profile")
         cand_is_report = candidate.suffix.lower() == REPORT_SUFFIX

@@ -67,6 +67,9 @@ class RegressionConfig:
     sessions_step: int = 2
     #: bound on the between-run shift of two reports taken at different times (edgekd.gate.drift)
     drift_allowance: float = 0.05
+    #: the allowance was measured on this machine (``--drift`` given): only then may two reports taken at
+    #: different times FAIL on their own; otherwise a would-be FAIL is INCONCLUSIVE (edgekd.gate.drift)
+    drift_calibrated: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -32,8 +32,11 @@ def test_reports_pass_fail_and_outputs(report: Path, tmp_path: Path, capsys: pyt
     assert "between-run drift" in capsys.readouterr().out
     assert main(["gate", str(same), "--baseline", str(base), "--drift", "0"]) == 0
     junit, summ, js = tmp_path / "j.xml", tmp_path / "s.md", tmp_path / "v.json"
-    code = main(["gate", str(slow), "--baseline", str(base), "--junit", str(junit), "--summary", str(summ),
-                 "--json", str(js)])
+    # 20% slower: without a --drift measured on the machine, reports taken at different times cannot FAIL
+    assert main(["gate", str(slow), "--baseline", str(base)]) == 3
+    assert "cannot prove a regression" in capsys.readouterr().out
+    code = main(["gate", str(slow), "--baseline", str(base), "--drift", "0.05", "--junit", str(junit),
+                 "--summary", str(summ), "--json", str(js)])
     assert code == 1
     out = capsys.readouterr().out
     assert "::error title=" in out

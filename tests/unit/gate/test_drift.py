@@ -10,7 +10,7 @@ import pytest
 from edgekd.gate.drift import compare_across_runs, drift_bound, same_interleaved_run, within_spread
 from edgekd.gate.regression import RegressionConfig, evaluate
 
-CFG = RegressionConfig()  # alpha 0.01, threshold 3%, drift allowance 5%
+CFG = RegressionConfig(drift_calibrated=True)  # alpha 0.01, threshold 3%, drift allowance 5% (as --drift 0.05)
 FLAT = [1.0] * 8  # no session noise: the Welch bounds collapse onto the ratio, so the drift rule is exact
 FAIL_AT = 1.03 * 1.05  # ratio above which a flat pair FAILs: (1 + threshold)(1 + drift)
 PASS_BELOW = 1.03 / 1.05  # ratio below which a flat pair PASSes
@@ -79,3 +79,16 @@ def test_a_real_regression_is_still_caught() -> None:
     b = list(np.exp(rng.normal(0, 0.01, 8)))
     res = compare_across_runs(c, b, CFG, 0.05)
     assert res.verdict == "FAIL" and res.ci_low > 1.03
+
+
+def test_without_a_measured_drift_reports_taken_apart_cannot_fail() -> None:
+    """The default (no --drift): a pair that FAILs under a measured 5% allowance is INCONCLUSIVE, with the
+    slowdown and the two fixes; PASS is unchanged."""
+    base = [1.0, 1.01, 0.99, 1.0, 1.005, 0.995, 1.0, 1.0]
+    default = RegressionConfig()
+    res = compare_across_runs([1.3 * x for x in base], base, default, 0.05)
+    assert res.verdict == "INCONCLUSIVE"
+    assert "+30.0% slower" in res.reason and "--drift" in res.reason and "--baseline BASELINE_MODEL" in res.reason
+    assert compare_across_runs([1.3 * x for x in base], base, CFG, 0.05).verdict == "FAIL"
+    fast = RegressionConfig(threshold=0.2)
+    assert compare_across_runs(base, base, fast, 0.05).verdict == "PASS"

@@ -73,7 +73,7 @@ def test_json_dash_writes_stdout_not_a_file(report: Path, tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path)
     base = honest(report, tmp_path / "base.json", session_samples(seed=1))
     cand = honest(report, tmp_path / "cand.json", session_samples(factor=1.2, seed=2))
-    assert main(["gate", str(cand), "--baseline", str(base), "--json", "-"]) == 1
+    assert main(["gate", str(cand), "--baseline", str(base), "--json", "-", "--drift", "0.05"]) == 1
     cap = capsys.readouterr()
     v = json.loads(cap.out)  # stdout is the verdict JSON and nothing else
     assert v["schema"] == "edgekd.gate/1" and v["verdict"] == "FAIL" and v["exit_code"] == 1

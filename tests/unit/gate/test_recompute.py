@@ -129,7 +129,7 @@ def test_session_medians_edited_to_hide_a_regression(report: Path, tmp_path: Pat
     stored medians were copied from the baseline is INVALID, not PASS."""
     base = honest(report, tmp_path / "base.json", session_samples(seed=1))
     cand = honest(report, tmp_path / "cand.json", session_samples(factor=1.2, seed=2))
-    assert main(["gate", str(cand), "--baseline", str(base)]) == 1  # honest: FAIL
+    assert main(["gate", str(cand), "--baseline", str(base), "--drift", "0.05"]) == 1  # honest: FAIL
     medians = json.loads(base.read_text())["results"]["session_medians_ms"]
     edit(cand, lambda d: d["results"].__setitem__("session_medians_ms", medians))
     capsys.readouterr()
