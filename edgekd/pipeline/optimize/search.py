@@ -200,7 +200,7 @@ def _accuracy_control(req: OptimizeRequest, calib: Sequence[Feed], ref_predict: 
         return _score_all(metrics, out_names, [d[1] for d in data], [list(predict(d[0])) for d in data])[primary]
 
     drop = SQNR_CAP_DB - req.min_sqnr_db if metrics[primary] == "sqnr" else req.max_drop
-    return {"validation": items, "metric_fn": metric_fn, "max_drop": drop, "max_num_iterations": 20}
+    return {"validation": items, "metric_fn": metric_fn, "max_drop": drop, "max_num_iterations": 5}
 
 
 def session_options(spec: CandidateSpec, threads: int | None, shapes: Mapping[str, Sequence[int]]) -> Any:
