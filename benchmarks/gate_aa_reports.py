@@ -11,6 +11,7 @@ only, no drift bound: what the gate did before) is replayed on the same pairs.
 
 Run on a quiet machine: python benchmarks/gate_aa_reports.py --pairs 50 --gap-s 60   (~15 min with 5 models)
 Smoke:                    python benchmarks/gate_aa_reports.py --pairs 3 --gap-s 1 --models tiny
+Replay at other settings: python benchmarks/gate_aa_reports.py --replay FOLDER   (the reports of a run)
 """
 
 from __future__ import annotations
@@ -71,6 +72,38 @@ def _judge(rep: Path, prev: Path, cfg: RegressionConfig) -> dict[str, object]:
             "valid": all(c.verdict != "INVALID" for c in checks), "p50_ms": cand.data["results"]["latency_ms"]["p50"]}
 
 
+def replay(folder: Path) -> None:
+    """Judge the pairs of a finished run again at other thresholds and drift allowances (no measuring)."""
+    import re
+    from collections import defaultdict
+
+    from edgekd.gate.drift import compare_across_runs
+
+    by_model: dict[str, list[tuple[int, Path]]] = defaultdict(list)
+    for p in folder.glob("*-r*.profile.json"):
+        m = re.match(r"(.+)-r(\d+)\.profile\.json$", p.name)
+        if m:
+            by_model[m.group(1)].append((int(m.group(2)), p))
+    pairs = []
+    for reps in by_model.values():
+        reps.sort()
+        paths = [p for _, p in reps]
+        pairs += [(load_verified(b, "CANDIDATE"), load_verified(a, "--baseline"))
+                  for a, b in zip(paths, paths[1:], strict=False)]
+    if not pairs:
+        raise SystemExit(f"no report pairs in {folder}")
+    ratios = sorted(c.data["results"]["latency_ms"]["p50"] / b.data["results"]["latency_ms"]["p50"] for c, b in pairs)
+    print(f"{len(pairs)} pairs; median-latency ratio {ratios[0]:.3f}-{ratios[-1]:.3f}, "
+          f"{sum(abs(r - 1) > 0.05 for r in ratios)} beyond +-5%")
+    settings = [(t, 0.05, False) for t in (0.03, 0.10, 0.20, 0.30)] + [(0.03, a, True) for a in (0.05, 0.10, 0.20)]
+    for thr, allow, measured in settings:
+        cfg = RegressionConfig(threshold=thr, drift_allowance=allow, drift_calibrated=measured)
+        cnt = Counter(compare_across_runs(c.session_medians_ms, b.session_medians_ms, cfg, allow).verdict
+                      for c, b in pairs)
+        flag = f"--drift {allow}" if measured else "default (no --drift)"
+        print(f"--threshold {thr:.2f}, {flag}: {dict(cnt)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["tiny", "cls", "rec", "squeezenet", "inception_v1"],
@@ -81,7 +114,11 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--drift", type=float, default=0.05, help="drift allowance of the gate (fraction)")
     ap.add_argument("--out", type=Path, help="folder for the reports and results.json [default: a temp dir]")
+    ap.add_argument("--replay", type=Path, help="judge the reports of a finished run again; measure nothing")
     args = ap.parse_args()
+    if args.replay is not None:
+        replay(args.replay)
+        return
     folder = args.out or Path(tempfile.mkdtemp(prefix="edgekd-aa-"))
     folder.mkdir(parents=True, exist_ok=True)
     models = _models(args.models, folder)
