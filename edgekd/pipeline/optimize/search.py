@@ -158,14 +158,17 @@ def _device(device: Any) -> tuple[str, dict[str, list[str]], bool]:
 
 
 def _wanted(spec: CandidateSpec, only: Sequence[str] | None, *, exact: bool = False) -> bool:
-    """ORT FP32 always (the reference); else the names in ``only``: prefixes (CLI) or exact (recipe)."""
-    from edgekd.config.optimize import candidate_key
+    """ORT FP32 always (the reference); else the names in ``only``: exact (recipe), or on the CLI a full
+    candidate name selects that candidate alone and anything else is a prefix (``ort-int8`` = every ORT INT8;
+    ``ov-int8-nncf`` is not also ``ov-int8-nncf-ac``)."""
+    from edgekd.config.optimize import CANDIDATE_NAMES, candidate_key
 
     if only is None or spec.name == "ort-fp32":
         return True
+    key = candidate_key(spec.name)
     if exact:
-        return candidate_key(spec.name) in only
-    return any(spec.name.startswith(o) for o in only)
+        return key in only
+    return any(key == o if o in CANDIDATE_NAMES else spec.name.startswith(o) for o in only)
 
 
 def _reference(model: Path, threads: int | None) -> tuple[Any, list[str]]:

@@ -139,3 +139,19 @@ def test_ppocr_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert by["ov-fp32"]["accuracy"] == pytest.approx(1.0)  # f32 OpenVINO agrees with ORT FP32 on the argmax
     assert by["ov-fp32"]["runtime_settings"]["asked"]["static_input_shapes"] == {"x": [1, 3, 48, 192]}
     assert by["ort-int8-U8S8-pc-conv-matmul"]["status"] in ("picked", "too slow", "outside the budget")
+
+
+def test_a_full_candidate_name_selects_that_candidate_alone() -> None:
+    """--candidate ov-int8-nncf is plain NNCF only (accuracy control can take many minutes); a prefix such as
+    ov-int8 still selects every OpenVINO INT8 candidate; ORT FP32 (the reference) is always kept."""
+    from edgekd.pipeline.optimize.search import _wanted
+    from edgekd.quantize.candidates import CandidateSpec
+
+    def spec(name: str) -> CandidateSpec:
+        return CandidateSpec(name, "openvino", "int8", "nncf")
+
+    assert _wanted(spec("ov-int8-nncf"), ["ov-int8-nncf"])
+    assert not _wanted(spec("ov-int8-nncf-ac"), ["ov-int8-nncf"])
+    assert _wanted(spec("ov-int8-nncf-ac"), ["ov-int8"]) and _wanted(spec("ov-int8-nncf"), ["ov-int8"])
+    assert _wanted(spec("ort-fp32"), ["ov-int8"])
+    assert not _wanted(spec("ort-int8-dynamic"), ["ov-int8"])
