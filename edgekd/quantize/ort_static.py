@@ -158,11 +158,28 @@ def prepare_for_quantization(model: str | Path, out: str | Path, *, optimize: bo
             log.warning("quant_pre_process failed on every stage; quantizing the model as is: %s", errors)
             shutil.copyfile(staged, out)
             steps.append("no pre-processing (every quant_pre_process stage failed)")
-    # The ORT optimizer can leave nodes it created unnamed.
+    # The ORT optimizer can leave nodes it created unnamed, and graph inputs it no longer uses (old models
+    # list their initializers as inputs too; once folded away they would look like inputs to feed).
     m2 = _load(out)
-    if name_nodes(m2):
+    dropped = drop_dangling_inputs(m2, keep={i.name for i in m.graph.input if i.name not in
+                                             {t.name for t in m.graph.initializer}})
+    if dropped:
+        steps.append(f"dropped_unused_inputs({dropped})")
+    if name_nodes(m2) or dropped:
         onnx.save(m2, str(out))
     return steps
+
+
+def drop_dangling_inputs(m: Any, keep: set[str]) -> int:
+    """Remove graph inputs that no node reads, that are not outputs, not initializers and not in ``keep``
+    (the source model's real inputs: a user's interface is never changed); returns how many (in place)."""
+    graph = m.graph  # type: ignore[attr-defined]
+    used = {x for n in graph.node for x in n.input} | {o.name for o in graph.output}
+    inits = {t.name for t in graph.initializer}
+    drop = [i for i in graph.input if i.name not in used and i.name not in inits and i.name not in keep]
+    for i in drop:
+        graph.input.remove(i)
+    return len(drop)
 
 
 def constants_to_initializers(m: Any) -> int:

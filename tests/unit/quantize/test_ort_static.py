@@ -159,3 +159,34 @@ def test_ppocr_entropy_keeps_detections(tmp_path: Path) -> None:
     (row,) = compare_outputs(onnx_predict(str(model)), onnx_predict(str(res.path)),
                              det_feeds(render_text_images(4, seed=2)), ["map"])
     assert row.map_iou is not None and row.map_iou > 0.8
+
+
+def test_old_zoo_model_keeps_only_its_real_input_after_preparation(tmp_path: Path) -> None:
+    """ONNX-zoo models of IR 3 list every initializer as a graph input; once ONNX Runtime's optimizer folds
+    some away (SqueezeNet's ConstantOfShape shapes), their names stayed behind as inputs to feed and every
+    ORT INT8 candidate failed ("missing input 'fire9/expand1x1_b_0__SHAPE'")."""
+    import onnx
+
+    from edgekd.quantize.ort_static import prepare_for_quantization
+
+    src = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_squeezenet.onnx"
+    if not src.is_file():
+        pytest.skip(f"{src} is not in this onnx wheel")
+    steps = prepare_for_quantization(src, tmp_path / "prep.onnx")
+    m = onnx.load(str(tmp_path / "prep.onnx"))
+    inits = {t.name for t in m.graph.initializer}
+    assert [i.name for i in m.graph.input if i.name not in inits] == ["data_0"]
+    assert any(s.startswith("dropped_unused_inputs(") for s in steps)
+
+
+def test_drop_dangling_inputs_never_touches_the_real_inputs() -> None:
+    from onnx import TensorProto, helper
+
+    from edgekd.quantize.ort_static import drop_dangling_inputs
+
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ("x", "unused", "also_unused")]
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", vi,
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    m = helper.make_model(g)
+    assert drop_dangling_inputs(m, keep={"x", "also_unused"}) == 1
+    assert [i.name for i in m.graph.input] == ["x", "also_unused"]
