@@ -61,7 +61,8 @@ def test_tiny_cnn_every_candidate_has_a_fate(tiny: tuple[Path, Path], tmp_path: 
     out = tmp_path / "o"
     code, text = _run(["optimize", str(model), "--calib", str(data), "--out", str(out), "--max-drop", "0.5",
                        "--candidate", "ov-fp32", "--candidate", "ov-default", "--candidate", "ort-int8-U8S8-pc",
-                       "--candidate", "ort-int8-dynamic", "--candidate", "ov-int8-nncf", "--candidate", "trt",
+                       "--candidate", "ort-int8-dynamic", "--candidate", "ov-int8-nncf", "--candidate", "ov-int8-nncf-ac",
+                       "--candidate", "trt",
                        *FEW], capsys)
     assert code == 0, text
     rep = json.loads((out / "optimize.json").read_text())
