@@ -65,10 +65,18 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]]) -> dict[str, dict[str,
                   if all(k in v.get("extras", {}) for v in vals)}
         trained = arm not in ("teacher", "alone")
         out[arm] = {"seeds": sorted(by_seed), "splits": splits, "extras": extras,
-                    "seconds": mean_std([v["train_seconds"] for v in vals]), "params": vals[0]["params"]["model"],
+                    **_seconds(vals), "params": vals[0]["params"]["model"],
                     "vs_alone": paired(by_seed, runs["alone"], low) if trained and "alone" in runs else None,
                     "vs_baseline": paired(by_seed, runs[base], low) if trained and base and arm != base else None}
     return out
+
+
+def _seconds(vals: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean training seconds: CPU seconds when every seed recorded them (immune to load and pauses), else
+    the wall clock, flagged (``cpu: False``) because it may include time the unit sat paused."""
+    cpu = all("train_cpu_seconds" in v for v in vals)
+    key = "train_cpu_seconds" if cpu else "train_seconds"
+    return {"seconds": mean_std([v[key] for v in vals]), "cpu": cpu}
 
 
 def _fmt(ms: tuple[float, float], scale: float, digits: int, n: int = 2) -> str:
@@ -106,7 +114,7 @@ def recipe_table(recipe: str, runs: dict[str, dict[int, dict[str, Any]]]) -> str
                      *[_fmt(s["extras"][k], 1.0, 2, n) if k in s["extras"] else "-" for k in extras],
                      s["vs_alone"].text(scale, digits) if s["vs_alone"] else "-",
                      s["vs_baseline"].text(scale, digits) if s["vs_baseline"] else "-",
-                     f"{s['seconds'][0]:.0f}", f"{s['params']:,}" if s["params"] else "-", a.paper or "-",
+                     f"{s['seconds'][0]:.0f}{'' if s['cpu'] else ' †'}", f"{s['params']:,}" if s["params"] else "-", a.paper or "-",
                      a.claim if a.paper else "-"])
     direction = "lower is better" if first["lower_is_better"] else "higher is better"
     seeds = sorted({k for r in runs.values() for k in r})
@@ -190,8 +198,9 @@ def write_report(out: Path, recipes: Sequence[str], seeds: Sequence[int], docs: 
         return 2
     intro = ("Produced by `python benchmarks/methods.py --out OUT --aggregate` from one JSON per (recipe, arm, "
              "seed). Gains are on the test split, in the metric's units (points for fractions), positive = "
-             "better; `k/n` = seeds where the arm beats the reference. `train s`: mean training seconds per "
-             "seed (1 torch thread). Claims are the papers' own, on their benchmarks and scales.")
+             "better; `k/n` = seeds where the arm beats the reference. `train s`: mean training CPU seconds per "
+             "seed (1 torch thread); † marks wall-clock seconds of units run before CPU time was recorded, "
+             "which can include time a unit sat paused while a latency benchmark ran. Claims are the papers' own, on their benchmarks and scales.")
     body = intro + "\n\n" + "\n".join(parts)
     results = docs / "results.md"
     write_text(results, splice(results.read_text() if results.is_file() else "# Results\n", body))

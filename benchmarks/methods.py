@@ -124,22 +124,30 @@ def _train_arm(unit: Unit, arm: Arm, st: Settings, work: Path) -> tuple[Any, Any
     recipe = _arm_recipe(unit, arm, st)
     task = build_task(recipe.task, unit.seed)
     if arm.kind == "alone":  # no teacher at all: nothing to obtain
-        t0 = time.perf_counter()
+        t0 = _clocks()
         model = _fit(task, recipe, task.build_student(init="scratch"), None, work).student
-        return model, None, {"teacher_source": None, "losses": [], "train_seconds": _since(t0)}
+        return model, None, {"teacher_source": None, "losses": [], **_since(t0)}
     teacher, tinfo = obtain_teacher(recipe, task, work, progress=False)
     info: dict[str, Any] = {"teacher_source": tinfo["source"], "losses": [lc.kind for lc in recipe.distill.losses]}
     if arm.kind == "teacher":
-        return teacher, teacher, {**info, "train_seconds": 0.0}
-    t0 = time.perf_counter()
+        return teacher, teacher, {**info, "train_seconds": 0.0, "train_cpu_seconds": 0.0}
+    t0 = _clocks()
     model = _fit(task, recipe, task.build_student(), teacher, work).student
     if arm.kind == "dagger":
         model = _dagger(task, recipe, model, st)
-    return model, teacher, {**info, "train_seconds": _since(t0)}
+    return model, teacher, {**info, **_since(t0)}
 
 
-def _since(t0: float) -> float:
-    return round(time.perf_counter() - t0, 2)
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t0: tuple[float, float]) -> dict[str, float]:
+    """Wall and CPU seconds since ``t0``. The table uses CPU seconds: with one torch thread they are the
+    training's compute, untouched by other jobs on the machine or by a unit paused (SIGSTOP) while a
+    latency benchmark runs, both of which inflate the wall clock."""
+    wall, cpu = _clocks()
+    return {"train_seconds": round(wall - t0[0], 2), "train_cpu_seconds": round(cpu - t0[1], 2)}
 
 
 def run_unit(unit: Unit, st: Settings) -> dict[str, Any]:
@@ -174,7 +182,7 @@ def _run_one(unit: Unit, st: Settings) -> str:
     t0 = time.perf_counter()
     res = run_unit(unit, st)
     return (f"{unit.recipe}/{unit.arm}/seed{unit.seed}: test {res['metric']['test']:.4f} "
-            f"(train {res['train_seconds']:.0f}s, wall {time.perf_counter() - t0:.0f}s)")
+            f"(train {res['train_seconds']:.0f}s, cpu {res['train_cpu_seconds']:.0f}s, wall {time.perf_counter() - t0:.0f}s)")
 
 
 def plan(recipes: Sequence[str], arms: Sequence[str] | None, seeds: Sequence[int], out: Path) -> list[Unit]:

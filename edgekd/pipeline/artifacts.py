@@ -194,10 +194,14 @@ class ArtifactSet:
         if not optimize or not optimize.get("picked") or not optimize.get("picked_artifact"):
             return ""
         flags = " ".join(f"--input {n}={'x'.join(map(str, shape))}" for n, shape in inputs.items())
-        rt = optimize.get("picked_runtime") or "onnxruntime"
-        runtime = f" --runtime {rt}" if rt != "onnxruntime" else ""
-        # a float pick below fp32 (OpenVINO bf16/f16) is the FP32 file run at that inference precision
-        prec = optimize.get("picked_precision")
-        precision = f" --precision {prec}" if prec in ("bf16", "fp16") else ""
         return (f"optimize picked {optimize['picked']}: edgekd profile {self.out_dir / optimize['picked_artifact']}"
-                f"{runtime}{precision} --device {device} {flags}   |   ")
+                f"{pick_runtime_flags(optimize)} --device {device} {flags}   |   ")
+
+
+def pick_runtime_flags(optimize: dict[str, Any]) -> str:
+    """The ``edgekd profile`` flags that run the optimize pick as the search ran it: its runtime (when not
+    ONNX Runtime) and, for a float pick below fp32 (OpenVINO bf16/f16: the FP32 file run at that inference
+    precision), its precision."""
+    rt = optimize.get("picked_runtime") or "onnxruntime"
+    prec = optimize.get("picked_precision")
+    return (f" --runtime {rt}" if rt != "onnxruntime" else "") + (f" --precision {prec}" if prec in ("bf16", "fp16") else "")

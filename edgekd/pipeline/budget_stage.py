@@ -32,7 +32,26 @@ def judge_budget(ctx: Any, report: dict[str, Any], profiles: dict[str, Any]) -> 
     INT8 artifact, whichever runtime it was made for (``student.int8.onnx`` or the OpenVINO IR)."""
     int8 = ctx.artifacts.int8
     variants = {"int8": int8.variant} if int8 is not None and int8.variant else {}
-    return check_pipeline_budget(report, ctx.device, ctx.recipe.name, profiles, variants=variants)
+    section, passed = check_pipeline_budget(report, ctx.device, ctx.recipe.name, profiles, variants=variants)
+    note = pick_note(report.get("optimize"), section, ctx.device.name, ctx.recipe.name)
+    if note:
+        section["notes"] = [*section.get("notes", []), note]
+    return section, passed
+
+
+def pick_note(optimize: dict[str, Any] | None, section: dict[str, Any], device: str, recipe: str) -> str | None:
+    """The budget judges the variant of its precision (e.g. the recipe's INT8 artifact), not what the
+    optimize search told the user to ship; when those differ, say so and give the commands that judge the
+    pick (a profile in its own process, then the same budget through ``edgekd gate``)."""
+    opt = optimize or {}
+    art, judged = opt.get("picked_artifact"), section.get("variant")
+    if not art or judged is None:
+        return None  # nothing picked, or no budget for this recipe: nothing to contrast
+    from edgekd.pipeline.artifacts import pick_runtime_flags
+
+    return (f"the budget judged {judged}; the optimize search picked {opt.get('picked')} ({art}), which the "
+            f"budget did not judge: `edgekd profile RUN/{art}{pick_runtime_flags(opt)} --device {device} --out "
+            f"pick.json` then `edgekd gate pick.json --device {device} --recipe {recipe}`")
 
 
 def _contended_latency(check: Check, prof: dict[str, Any] | None) -> Check:

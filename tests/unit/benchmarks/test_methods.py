@@ -46,7 +46,7 @@ def test_one_tiny_unit_runs_writes_its_json_and_is_skipped_on_rerun(methods, tmp
     assert res["seed"] == 3 and res["preset"] == "smoke" and res["losses"] == ["cwd"]
     assert set(res["metric"]) == {"test", "test_fog", "test_night", "test_rain"}
     assert all(0.0 <= v <= 1.0 for v in res["metric"].values())
-    assert res["train_seconds"] > 0 and res["params"]["model"] > 0 and res["teacher_source"] == "trained"
+    assert res["train_seconds"] > 0 and 0 < res["train_cpu_seconds"] and res["params"]["model"] > 0 and res["teacher_source"] == "trained"
     assert [p.name for p in (tmp_path / "out" / "segmentation" / "cwd").iterdir()] == ["seed3.json"]  # no work dir
     assert methods.plan(["segmentation"], ["cwd"], [3], tmp_path / "out") == []
     methods.main(argv)
@@ -100,10 +100,27 @@ def test_aggregation_gain_agree_count_and_sample_std(table, tmp_path) -> None:  
     assert summ["dmae"]["vs_baseline"].gain == pytest.approx(-1.5 / 3) and summ["dmae"]["vs_baseline"].agree == 0  # a tie is not a win
     assert summ["regression"]["vs_alone"].agree == 3 and summ["regression"]["vs_baseline"] is None
     assert summ["alone"]["vs_alone"] is None and summ["dmae"]["seconds"][0] == pytest.approx(11.0)
+    assert summ["dmae"]["cpu"] is False  # wall clock only: flagged
     md = table.recipe_table("gaze", table.load_units(out, "gaze", [0, 1, 2]))
     assert "| `dmae`" in md and "+0.37 (2/3)" in md and "-0.50 (0/3)" in md
     assert "`dmae` does not reproduce a gain over the student alone" in md
     assert "`regression` does not reproduce" not in md
+
+
+def test_training_seconds_are_cpu_seconds_when_every_seed_has_them(table, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    for s in (0, 1):
+        _unit(out, "gaze", "alone", s, 6.0)
+        _unit(out, "gaze", "dmae", s, 5.0)
+        p = out / "gaze" / "dmae" / f"seed{s}.json"
+        p.write_text(json.dumps(json.loads(p.read_text()) | {"train_seconds": 900.0, "train_cpu_seconds": 5.0 + s}))
+    summ = table.summarise(table.load_units(out, "gaze", [0, 1]))
+    assert summ["dmae"]["cpu"] is True and summ["dmae"]["seconds"][0] == pytest.approx(5.5)
+    assert summ["alone"]["cpu"] is False
+    md = table.recipe_table("gaze", table.load_units(out, "gaze", [0, 1]))
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")] for ln in md.splitlines()
+            if ln.startswith("| `")}
+    assert "6" in rows["`dmae`"] and "10 †" in rows["`alone`"], md
 
 
 def test_report_writes_plot_and_replaces_the_methods_section(table, tmp_path) -> None:  # type: ignore[no-untyped-def]

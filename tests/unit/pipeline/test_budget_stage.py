@@ -95,6 +95,20 @@ def test_an_int8_budget_judges_the_variant_it_is_told() -> None:
     assert section["variant"] == "openvino_int8" and passed is True
 
 
+def test_the_budget_says_when_the_optimize_pick_is_not_what_it_judged() -> None:
+    from edgekd.pipeline.budget_stage import pick_note
+
+    opt = {"picked": "ov-fp32", "picked_artifact": "student.onnx", "picked_runtime": "openvino",
+           "picked_precision": "fp32"}
+    note = pick_note(opt, {"variant": "onnx_int8", "verdict": "PASS"}, "host-cpu", "gaze")
+    assert note is not None and "judged onnx_int8" in note and "picked ov-fp32 (student.onnx)" in note
+    assert "`edgekd profile RUN/student.onnx --runtime openvino --device host-cpu" in note
+    assert "`edgekd gate pick.json --device host-cpu --recipe gaze`" in note
+    assert pick_note(None, {"variant": "onnx_int8"}, "host-cpu", "gaze") is None  # no search
+    assert pick_note({"picked": None, "picked_artifact": None}, {"variant": "onnx_int8"}, "host-cpu", "gaze") is None
+    assert pick_note(opt, {"verdict": None, "note": "no budget"}, "host-cpu", "gaze") is None  # nothing judged
+
+
 def test_a_budget_for_a_variant_the_run_did_not_make_is_not_judged() -> None:
     """quantize.enabled: false against an INT8 budget: no crash, no verdict, a note saying why."""
     from edgekd.config.device import load_device
