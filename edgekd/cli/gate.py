@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
         iterations: Annotated[int, typer.Option("--iterations", help="iterations per session (model files)")] = 30,
         threads: Annotated[int | None, typer.Option("--threads", "-t", help="intra-op threads (model files)")] = None,
         inputs: Annotated[list[str] | None, typer.Option("--input", "-i", help="NAME=1x3x48x192 for dynamic "
-                                                         "dims (model files)")] = None,
+                                                         "dims, NAME=16000 or NAME=1,2,3 for a value (model "
+                                                         "files)")] = None,
+        feeds: Annotated[list[str] | None, typer.Option("--feed", help="NAME=FILE.npy: that input's value "
+                                                        "(model files)")] = None,
         threshold: Annotated[float, typer.Option("--threshold", help="slowdown that counts (0.03 = 3%)")] = 0.03,
         alpha: Annotated[float, typer.Option("--alpha", help="false-alarm rate, spent across looks")] = 0.01,
         drift: Annotated[float | None, typer.Option("--drift", help="two reports taken at different times: "
@@ -77,13 +80,15 @@ def register(app: typer.Typer) -> None:
         model = candidate.stem.removesuffix(".profile")
         cand_is_report = candidate.suffix.lower() == REPORT_SUFFIX
         checks, cand_rep = _regression(candidate, baseline, cfg, cand_is_report, threads=threads,
-                                       inputs=tuple(inputs or ()), iterations=iterations, progress=progress,
+                                       inputs=tuple(inputs or ()), feeds=tuple(feeds or ()),
+                                       iterations=iterations, progress=progress,
                                        model=model, device=device or "")
         if cand_rep is None:
             from edgekd.profile.local import LocalProfileRequest, profile_file
 
             cand_rep = profile_file(LocalProfileRequest(artifact=candidate, device=device, threads=threads,
-                                                        inputs=tuple(inputs or ()), sessions=sessions_max,
+                                                        inputs=tuple(inputs or ()), feeds=tuple(feeds or ()),
+                                                        sessions=sessions_max,
                                                         iterations=iterations), progress=progress)
         notes: list[str] = []
         if device is not None:
@@ -113,7 +118,7 @@ def _load_recipe_report(path: Path) -> dict[str, Any]:
 
 
 def _regression(candidate: Path, baseline: Path | None, cfg: Any, cand_is_report: bool, *, threads: int | None,
-                inputs: tuple[str, ...], iterations: int, progress: bool, model: str,
+                inputs: tuple[str, ...], feeds: tuple[str, ...], iterations: int, progress: bool, model: str,
                 device: str) -> tuple[list[Any], Any]:
     """Regression checks (when --baseline) and the candidate's report: loaded and verified when it is a
     report, measured when it is a model file compared with a baseline, else None (profiled later)."""
@@ -133,7 +138,7 @@ def _regression(candidate: Path, baseline: Path | None, cfg: Any, cand_is_report
     from edgekd.cli._common import install_run_loader
 
     install_run_loader(candidate, baseline)
-    checks, cand_rep, _ = remeasure(candidate, baseline, cfg, threads=threads, inputs=inputs,
+    checks, cand_rep, _ = remeasure(candidate, baseline, cfg, threads=threads, inputs=inputs, feeds=feeds,
                                     iterations=iterations, progress=progress, model=model, device=device)
     return checks, cand_rep
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -61,32 +62,33 @@ def compare_reports(candidate: Any, baseline: Any, cfg: RegressionConfig, *, mod
 
 
 def remeasure(candidate: Path, baseline: Path, cfg: RegressionConfig, *, runtime: str | None = None,
-              threads: int | None = None, inputs: tuple[str, ...] = (), iterations: int = 30,
+              threads: int | None = None, inputs: tuple[str, ...] = (), feeds: tuple[str, ...] = (),
+              iterations: int = 30,
               warmup_s: float = 0.3, min_duration_s: float = 0.0, progress: bool = False,
               model: str = "", device: str = "") -> tuple[list[Check], Any, Any]:
     """Measure both model files here, interleaved (A B, B A, ...), adding rounds while INCONCLUSIVE.
-    Returns (checks, candidate report, baseline report)."""
-    from edgekd.iospec import parse_input_shapes
-    from edgekd.profile.local import build_feeds, check_artifact, infer_runtime
+    Returns (checks, candidate report, baseline report). ``inputs``/``feeds`` are ``--input`` (a shape or a
+    value) and ``--feed NAME=FILE.npy`` items, as for ``edgekd profile``; both models get the same feeds."""
+    from edgekd.feeds import parse_input_args
     from edgekd.profile.protocol import InterleavedRun, MeasureConfig, ProfileTarget, load_session
     from edgekd.runtime.base import SessionOptions
 
-    rts = [infer_runtime(Path(p), runtime) for p in (candidate, baseline)]
-    for p, rt in zip((candidate, baseline), rts, strict=True):
-        check_artifact(Path(p), rt)
+    given = parse_input_args(list(inputs), list(feeds))
+    rts = [_checked_runtime(Path(p), runtime) for p in (candidate, baseline)]
     opts = SessionOptions(threads=threads)
-    shapes = parse_input_shapes(list(inputs))
     specs_c = list(load_session(ProfileTarget(Path(candidate), rts[0], opts, {})).inputs)
     specs_b = list(load_session(ProfileTarget(Path(baseline), rts[1], opts, {})).inputs)
     if [(s.name, str(s.dtype)) for s in specs_c] != [(s.name, str(s.dtype)) for s in specs_b]:
         raise ConfigError(f"CANDIDATE {candidate} and --baseline {baseline} have different inputs "
                           f"({[s.name for s in specs_c]} vs {[s.name for s in specs_b]}); a regression gate "
                           "compares two versions of the same model", hint="pass two versions of one model")
-    feeds = build_feeds(specs_c, shapes, str(candidate))
+    feed = _gate_feeds(candidate, specs_c, given)
+    if "openvino" in rts:  # compiled at the shapes fed, as edgekd profile does (issue 21)
+        opts = dataclasses.replace(opts, extra={"input_shapes": {k: list(v.shape) for k, v in feed.items()}})
     mcfg = MeasureConfig(warmup_s=warmup_s, sessions=cfg.sessions_max, iterations=iterations,
                          min_duration_s=min_duration_s)
-    targets = [ProfileTarget(Path(candidate), rts[0], opts, feeds, label="candidate"),
-               ProfileTarget(Path(baseline), rts[1], opts, feeds, label="baseline")]
+    targets = [ProfileTarget(Path(candidate), rts[0], opts, feed, label="candidate"),
+               ProfileTarget(Path(baseline), rts[1], opts, feed, label="baseline")]
     with InterleavedRun(targets, mcfg, interleave=True, progress=progress, fresh_sessions=True) as run:
         def measure(n_new: int) -> tuple[list[float], list[float]]:
             k = len(run.states[0].sessions)
@@ -104,6 +106,26 @@ def remeasure(candidate: Path, baseline: Path, cfg: RegressionConfig, *, runtime
         chk.verdict = "INVALID"
     checks.append(chk)
     return checks, rep_c, rep_b
+
+
+def _checked_runtime(path: Path, runtime: str | None) -> str:
+    from edgekd.profile.local import check_artifact, infer_runtime
+
+    rt = infer_runtime(path, runtime)
+    check_artifact(path, rt)
+    return rt
+
+
+def _gate_feeds(candidate: Path, specs: list[Any], given: Any) -> dict[str, np.ndarray]:
+    """The inputs both models are timed on: stated values as given, the rest random (integers indexing a
+    Gather within its rows), dynamic dims from ``--input`` shapes."""
+    from edgekd.feeds import gather_index_bounds
+    from edgekd.profile.local import build_feeds
+
+    res = given.resolve(specs, f"the model {candidate}")
+    shapes = {k: v for k, v in res.shapes.items() if k not in res.values}
+    return build_feeds(specs, shapes, str(candidate), values=res.values,
+                       index_bounds=gather_index_bounds(candidate))
 
 
 def load_verified(path: Path, flag: str) -> Any:
