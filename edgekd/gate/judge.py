@@ -82,7 +82,9 @@ def remeasure(candidate: Path, baseline: Path, cfg: RegressionConfig, *, runtime
         raise ConfigError(f"CANDIDATE {candidate} and --baseline {baseline} have different inputs "
                           f"({[s.name for s in specs_c]} vs {[s.name for s in specs_b]}); a regression gate "
                           "compares two versions of the same model", hint="pass two versions of one model")
-    feed = _gate_feeds(candidate, specs_c, given)
+    from edgekd.profile.local import resolved_feeds
+
+    feed, _ = resolved_feeds(Path(candidate), specs_c, given)
     if "openvino" in rts:  # compiled at the shapes fed, as edgekd profile does (issue 21)
         opts = dataclasses.replace(opts, extra={"input_shapes": {k: list(v.shape) for k, v in feed.items()}})
     mcfg = MeasureConfig(warmup_s=warmup_s, sessions=cfg.sessions_max, iterations=iterations,
@@ -114,18 +116,6 @@ def _checked_runtime(path: Path, runtime: str | None) -> str:
     rt = infer_runtime(path, runtime)
     check_artifact(path, rt)
     return rt
-
-
-def _gate_feeds(candidate: Path, specs: list[Any], given: Any) -> dict[str, np.ndarray]:
-    """The inputs both models are timed on: stated values as given, the rest random (integers indexing a
-    Gather within its rows), dynamic dims from ``--input`` shapes."""
-    from edgekd.feeds import gather_index_bounds
-    from edgekd.profile.local import build_feeds
-
-    res = given.resolve(specs, f"the model {candidate}")
-    shapes = {k: v for k, v in res.shapes.items() if k not in res.values}
-    return build_feeds(specs, shapes, str(candidate), values=res.values,
-                       index_bounds=gather_index_bounds(candidate))
 
 
 def load_verified(path: Path, flag: str) -> Any:

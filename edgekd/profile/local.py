@@ -161,10 +161,24 @@ def run_throughput(req: LocalProfileRequest, artifact: Path, runtime: str, opts:
     return res.to_json()
 
 
+def resolved_feeds(artifact: Path, specs: Sequence[Any], given: Any,
+                   notes: list[str] | None = None) -> tuple[dict[str, np.ndarray], Any]:
+    """The feeds one artifact is timed on from parsed ``--input``/``--feed`` flags (``given``): stated values
+    as given, the rest random (integers indexing a Gather within its rows), dynamic dims from the shapes.
+    Returns (feeds, the flags resolved against ``specs``)."""
+    from edgekd.feeds import gather_index_bounds
+
+    res = given.resolve(specs, f"the model {artifact}")
+    shapes = {k: v for k, v in res.shapes.items() if k not in res.values}
+    feeds = build_feeds(specs, shapes, str(artifact), notes=notes, values=res.values,
+                        index_bounds=gather_index_bounds(artifact))
+    return feeds, res
+
+
 def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list[str] | None = None) -> Any:
     """Validate, profile (and optionally run the per-layer pass); returns the ProfileReport (unsaved).
     What was assumed (a dynamic batch set to 1) is appended to ``notes``."""
-    from edgekd.feeds import gather_index_bounds, parse_input_args
+    from edgekd.feeds import parse_input_args
     from edgekd.profile.protocol import MeasureConfig, ProfileTarget, load_session, profile_artifacts
 
     artifact = Path(req.artifact)
@@ -194,10 +208,7 @@ def profile_file(req: LocalProfileRequest, *, progress: bool = True, notes: list
     probe = ProfileTarget(artifact, runtime, opts, {})
     # A first load only to read the input specs; the profiler loads again and times that load.
     specs = list(load_session(probe).inputs)
-    res = given.resolve(specs, f"the model {artifact}")
-    shapes = {k: v for k, v in res.shapes.items() if k not in res.values}
-    feeds = build_feeds(specs, shapes, str(artifact), notes=notes, values=res.values,
-                        index_bounds=gather_index_bounds(artifact))
+    feeds, res = resolved_feeds(artifact, specs, given, notes)
     if runtime == "openvino":
         # compile at the shapes fed (benchmark_app's -shape): a model compiled with dynamic dims and only fed
         # concrete ones reads 17-40% slow (issue 21)
